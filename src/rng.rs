@@ -1,0 +1,126 @@
+//! Philox4x32-10, the counter-based generator of SPEC.md, on the CPU.
+//!
+//! This is the twin of `shaders/common.wgsl`: both must give bit-identical
+//! words, so that a row's token depends only on its own logits, params, seed
+//! and step, never on the backend or the batch. A counter-based generator is
+//! used (rather than a stateful one) because every token index can draw its
+//! own number in parallel without any state to carry between threads.
+
+/// Philox multiplier for lane 0.
+const M0: u32 = 0xD251_1F53;
+/// Philox multiplier for lane 2.
+const M1: u32 = 0xCD9E_8D57;
+/// Weyl key increment for key word 0.
+const W0: u32 = 0x9E37_79B9;
+/// Weyl key increment for key word 1.
+const W1: u32 = 0xBB67_AE85;
+
+#[inline(always)]
+fn mulhilo(a: u32, b: u32) -> (u32, u32) {
+    let p = (a as u64) * (b as u64);
+    ((p >> 32) as u32, p as u32)
+}
+
+/// Philox4x32 with 10 rounds: returns the four output words for `counter`
+/// under `key` (Random123's `philox4x32_R(10, ctr, key)`).
+#[inline]
+pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let mut c = counter;
+    let mut k = key;
+    for round in 0..10 {
+        if round > 0 {
+            k[0] = k[0].wrapping_add(W0);
+            k[1] = k[1].wrapping_add(W1);
+        }
+        let (hi0, lo0) = mulhilo(M0, c[0]);
+        let (hi1, lo1) = mulhilo(M1, c[2]);
+        c = [hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0];
+    }
+    c
+}
+
+/// The Philox key for a row seed: `(seed low 32 bits, seed high 32 bits)`.
+#[inline]
+pub fn key_for_seed(seed: u64) -> [u32; 2] {
+    [seed as u32, (seed >> 32) as u32]
+}
+
+/// The Philox counter for the block holding token `i` at step `s`:
+/// `(i >> 2, s low 32 bits, s high 32 bits, 0)`.
+#[inline]
+pub fn counter_for(i: u32, step: u64) -> [u32; 4] {
+    [i >> 2, step as u32, (step >> 32) as u32, 0]
+}
+
+/// The random word for token `i` at `step` under `seed`: lane `i & 3` of
+/// the Philox block of [`counter_for`].
+#[inline]
+pub fn word(seed: u64, step: u64, i: u32) -> u32 {
+    philox4x32_10(counter_for(i, step), key_for_seed(seed))[(i & 3) as usize]
+}
+
+/// `u = ((word >> 8) as f32 + 0.5) * 2^-24`, computed in f32 as SPEC.md
+/// writes it.
+///
+/// Note: for `word >> 8 == 2^24 - 1` the f32 sum rounds to `2^24`, so `u`
+/// is exactly `1.0` (probability 2^-24 per token); SPEC.md's formula is
+/// followed as written, see the README's notes on the contract.
+#[inline]
+pub fn uniform_from_word(word: u32) -> f32 {
+    ((word >> 8) as f32 + 0.5) * (1.0 / 16_777_216.0)
+}
+
+/// `g = -ln(-ln(u))` in f32: the Gumbel(0, 1) value of a uniform.
+#[inline]
+pub fn gumbel_from_uniform(u: f32) -> f32 {
+    -(-u.ln()).ln()
+}
+
+/// The Gumbel value `g_i` for token `i` at `step` under `seed`.
+#[inline]
+pub fn gumbel(seed: u64, step: u64, i: u32) -> f32 {
+    gumbel_from_uniform(uniform_from_word(word(seed, step, i)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_answers() {
+        assert_eq!(
+            philox4x32_10([0, 0, 0, 0], [0, 0]),
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+        );
+        assert_eq!(
+            philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
+            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
+        );
+        assert_eq!(
+            philox4x32_10(
+                [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+                [0xa4093822, 0x299f31d0]
+            ),
+            [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
+        );
+    }
+
+    #[test]
+    fn uniform_range() {
+        assert_eq!(uniform_from_word(0), 0.5 / 16_777_216.0);
+        assert!(uniform_from_word(0x7fff_ffff) < 1.0);
+        // SPEC's f32 formula rounds the very top value to 1.0 (documented).
+        assert_eq!(uniform_from_word(u32::MAX), 1.0);
+        let g = gumbel_from_uniform(0.5);
+        assert!((g - 0.366_512_9).abs() < 1e-6, "{g}");
+    }
+
+    #[test]
+    fn counter_layout() {
+        let seed = 0x1234_5678_9abc_def0u64;
+        let w = philox4x32_10([5, 7, 0, 0], [0x9abc_def0, 0x1234_5678]);
+        for lane in 0..4 {
+            assert_eq!(word(seed, 7, 20 + lane), w[lane as usize]);
+        }
+    }
+}
