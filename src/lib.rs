@@ -13,6 +13,8 @@
 //! the reference the GPU is tested against), [`gpu`] the wgpu backend.
 
 pub mod cpu;
+#[doc(hidden)]
+pub use cpu::fastmath as probe;
 pub mod error;
 pub mod gpu;
 pub mod params;

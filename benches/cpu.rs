@@ -1,0 +1,67 @@
+//! CPU backend speed, one row at the reference size: V = 128256,
+//! logits 3·N(0,1); greedy, top-k 50 at T 0.8, top-p 0.9 at T 0.8, plain
+//! temperature, and a batch of 64 rows on all cores.
+use criterion::{Criterion, criterion_group, criterion_main};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use std::hint::black_box;
+use wgsample::{CpuSampler, Logits, RowState, SamplingParams};
+
+/// `n` values of `scale * N(0, 1)` by Box-Muller, deterministic.
+fn normal_logits(n: usize, scale: f32, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let u1: f32 = rng.random_range(f32::EPSILON..1.0);
+            let u2: f32 = rng.random();
+            scale * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    const V: usize = 128_256;
+    let logits = normal_logits(V, 3.0, 1);
+    let cases: Vec<(&str, SamplingParams)> = vec![
+        ("greedy", SamplingParams::greedy()),
+        (
+            "top_k50_t0.8",
+            SamplingParams {
+                temperature: 0.8,
+                top_k: 50,
+                ..Default::default()
+            },
+        ),
+        (
+            "top_p0.9_t0.8",
+            SamplingParams {
+                temperature: 0.8,
+                top_p: 0.9,
+                ..Default::default()
+            },
+        ),
+        (
+            "temperature_1.0",
+            SamplingParams::default(),
+        ),
+    ];
+    let mut group = c.benchmark_group("cpu_b1_v128256");
+    for (name, p) in &cases {
+        let mut sampler = CpuSampler::with_threads(1);
+        let params = vec![p.clone()];
+        let mut states = vec![RowState::default()];
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                states[0].step = 0;
+                black_box(
+                    sampler
+                        .sample(Logits::F32(&logits), V, &params, &mut states)
+                        .unwrap(),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,534 @@
+//! One row through SPEC.md steps 1 to 12, written for speed.
+//!
+//! Every filter of steps 7-9 keeps the tokens whose processed logit `z_i`
+//! is at or above some value, so the row is carried as a dense `z` plus one
+//! threshold `theta` (and, once it is small, an explicit candidate list).
+//! Work is sparse where the operation is sparse (bias, penalties, banned and
+//! EOS tokens touch only their tokens), the vocabulary is copied only when
+//! something actually changes it, top-k is a single scan with a rising
+//! threshold, top-p a bucketed selection on mass, and the Gumbel keys are
+//! computed only for survivors; no step sorts the vocabulary.
+
+use super::fastmath;
+use crate::{NO_TOKEN, RowOutput, RowState, SamplingParams, Status, rng};
+
+/// Reusable per-row-worker buffers: nothing vocabulary-sized is allocated
+/// per call once these have grown.
+#[derive(Debug, Default)]
+pub(crate) struct Work {
+    /// Processed logits (steps 2-6) when they differ from the input.
+    z: Vec<f32>,
+    /// Candidate (logit, token) pairs for top-k / top-p / distributions.
+    cand: Vec<(f32, u32)>,
+}
+
+/// What steps 1-9 leave of a row.
+enum Filtered {
+    /// Steps 2-4 left nothing.
+    NoCandidates,
+    /// Greedy token (step 5).
+    Greedy(u32),
+    /// Survivors are the tokens with `z_i >= theta` (and finite); `max` is
+    /// the largest processed logit; when `listed` is true, `cand` holds
+    /// exactly the survivors.
+    Kept { theta: f32, max: f32, listed: bool },
+}
+
+/// Largest finite f32 below which nothing is a candidate: `-inf` logits
+/// never survive a filter.
+const FLOOR: f32 = f32::MIN;
+
+/// Runs steps 1-9. Returns the filter result and the processed logits to
+/// use for steps 9-10 (either `raw` or the scratch copy).
+fn filter<'a>(
+    raw: &'a [f32],
+    raw_max: f32,
+    p: &SamplingParams,
+    st: &RowState,
+    z_buf: &'a mut Vec<f32>,
+    cand: &mut Vec<(f32, u32)>,
+) -> (Filtered, &'a [f32]) {
+    let v = raw.len();
+    let eos_active = st.generated_len() < p.min_new_tokens && !p.eos_token_ids.is_empty();
+    let pen_active = p.penalties_active()
+        && (!st.prompt_tokens().is_empty() || st.generated_len() > 0);
+    let modified = p.allowed_tokens.is_some()
+        || !p.banned_tokens.is_empty()
+        || eos_active
+        || !p.logit_bias.is_empty()
+        || pen_active;
+    let scaled = !p.is_greedy() && p.temperature != 1.0;
+
+    let mut zmax = raw_max;
+    if modified || scaled {
+        z_buf.clear();
+        z_buf.extend_from_slice(raw);
+    }
+    if modified {
+        let z = &mut z_buf[..];
+        // Step 2: masks.
+        if let Some(mask) = &p.allowed_tokens {
+            for (w, chunk) in mask.iter().zip(z.chunks_mut(32)) {
+                if *w == u32::MAX {
+                    continue;
+                }
+                for (b, x) in chunk.iter_mut().enumerate() {
+                    if (w >> b) & 1 == 0 {
+                        *x = f32::NEG_INFINITY;
+                    }
+                }
+            }
+        }
+        for &t in &p.banned_tokens {
+            z[t as usize] = f32::NEG_INFINITY;
+        }
+        if eos_active {
+            for &t in &p.eos_token_ids {
+                z[t as usize] = f32::NEG_INFINITY;
+            }
+        }
+        // Step 3: bias.
+        for &(t, b) in &p.logit_bias {
+            z[t as usize] += b;
+        }
+        // Step 4: penalties.
+        if pen_active {
+            let r = p.repetition_penalty;
+            if r != 1.0 {
+                let rep = |x: f32| if x > 0.0 { x / r } else { x * r };
+                // prompt ∪ output, once per token.
+                let prompt = st.prompt_tokens();
+                for &t in prompt {
+                    z[t as usize] = rep(z[t as usize]);
+                }
+                for (t, _) in st.output_counts() {
+                    if prompt.binary_search(&t).is_err() {
+                        z[t as usize] = rep(z[t as usize]);
+                    }
+                }
+            }
+            let (f, q) = (p.frequency_penalty, p.presence_penalty);
+            if f != 0.0 || q != 0.0 {
+                for (t, c) in st.output_counts() {
+                    if c > 0 {
+                        z[t as usize] -= f * c as f32 + q;
+                    }
+                }
+            }
+        }
+        zmax = fastmath::max(z);
+    }
+    if zmax == f32::NEG_INFINITY {
+        return (Filtered::NoCandidates, raw);
+    }
+    // Step 5: greedy.
+    if p.is_greedy() {
+        let zsrc: &[f32] = if modified { &z_buf[..] } else { raw };
+        let tok = fastmath::first_index_of(zsrc, zmax).unwrap_or(0) as u32;
+        return (Filtered::Greedy(tok), zsrc);
+    }
+    // Step 6: temperature (an f32 division, as the GPU does it).
+    if scaled {
+        let t = p.temperature;
+        for x in z_buf.iter_mut() {
+            *x /= t;
+        }
+        zmax /= t; // division by t > 0 is monotone, so this is max(z / t)
+    }
+    let z: &[f32] = if modified || scaled { &z_buf[..] } else { raw };
+    if zmax == f32::INFINITY || zmax.is_nan() {
+        // Only reachable through f32 overflow of z / T; documented: treat the
+        // +inf tokens as the only candidates (the limit T -> 0 behaviour).
+        cand.clear();
+        for (i, &x) in z.iter().enumerate() {
+            if x == f32::INFINITY {
+                cand.push((x, i as u32));
+            }
+        }
+        return (
+            Filtered::Kept {
+                theta: f32::INFINITY,
+                max: f32::INFINITY,
+                listed: true,
+            },
+            z,
+        );
+    }
+    let mut theta = FLOOR;
+    // Step 7: min-p.
+    if p.min_p > 0.0 {
+        theta = theta.max(zmax + min_p_log(p.min_p));
+    }
+    let mut listed = false;
+    // Step 8: top-k.
+    if p.top_k_active(v) {
+        listed = top_k(z, theta, p.top_k as usize, cand, &mut theta);
+    }
+    // Step 9: top-p.
+    if p.top_p < 1.0 {
+        let total = if listed {
+            cand.iter()
+                .map(|&(x, _)| fastmath::exp(x - zmax) as f64)
+                .sum::<f64>()
+        } else {
+            collect_top_p_candidates(z, theta, zmax, p.top_p, cand)
+        };
+        theta = top_p_cut(cand, zmax, p.top_p as f64 * total).max(theta);
+        cand.retain(|&(x, _)| x >= theta);
+        listed = true;
+    }
+    (
+        Filtered::Kept {
+            theta,
+            max: zmax,
+            listed,
+        },
+        z,
+    )
+}
+
+/// `ln(min_p)` in f32: the host computes it once and the GPU receives the
+/// same value, so both backends compare against the same threshold.
+pub(crate) fn min_p_log(min_p: f32) -> f32 {
+    min_p.ln()
+}
+
+/// Finds the k-th largest value among `z_i >= theta` and raises `theta` to
+/// it. Leaves in `cand` every token with `z_i >= theta` (new theta) and
+/// returns true; when fewer than `k` tokens reach `theta`, top-k is a no-op
+/// and it returns false with `cand` unspecified.
+fn top_k(z: &[f32], theta0: f32, k: usize, cand: &mut Vec<(f32, u32)>, theta: &mut f32) -> bool {
+    cand.clear();
+    let cap = (2 * k).max(k + 512);
+    let mut tau = theta0;
+    let mut compacted = false;
+    let mut base = 0u32;
+    for chunk in z.chunks(64) {
+        let mut any = false;
+        for &x in chunk {
+            any |= x >= tau;
+        }
+        if any {
+            for (j, &x) in chunk.iter().enumerate() {
+                if x >= tau {
+                    cand.push((x, base + j as u32));
+                }
+            }
+            if cand.len() >= cap {
+                // Keep the k largest (and everything tied with the k-th).
+                cand.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+                tau = cand[k - 1].0;
+                cand.retain(|&(x, _)| x >= tau);
+                compacted = true;
+            }
+        }
+        base += chunk.len() as u32;
+    }
+    if !compacted && cand.len() <= k {
+        return false;
+    }
+    cand.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+    let kth = cand[k - 1].0;
+    cand.retain(|&(x, _)| x >= kth);
+    *theta = theta.max(kth);
+    true
+}
+
+/// Collects into `cand` a set of tokens with `z_i >= theta` that surely
+/// contains the top-p survivors (the tokens above a threshold lowered until
+/// their mass reaches `top_p` of the total) and returns the total mass
+/// `sum exp(z_i - zmax)` over all tokens with `z_i >= theta`.
+fn collect_top_p_candidates(
+    z: &[f32],
+    theta: f32,
+    zmax: f32,
+    top_p: f32,
+    cand: &mut Vec<(f32, u32)>,
+) -> f64 {
+    let total: f64 = if theta <= FLOOR {
+        fastmath::sum_exp(z, zmax)
+    } else {
+        let mut s = 0.0f64;
+        for c in z.chunks(4096) {
+            let mut acc = 0.0f32;
+            for &x in c {
+                acc += if x >= theta {
+                    fastmath::exp(x - zmax)
+                } else {
+                    0.0
+                };
+            }
+            s += acc as f64;
+        }
+        s
+    };
+    let target = top_p as f64 * total;
+    let mut delta = 4.0f32;
+    loop {
+        let lo = (zmax - delta).max(theta);
+        collect_at_least(z, lo, cand);
+        if lo <= theta {
+            return total;
+        }
+        let m: f64 = cand
+            .iter()
+            .map(|&(x, _)| fastmath::exp(x - zmax) as f64)
+            .sum();
+        if m >= target {
+            return total;
+        }
+        delta = if delta < 64.0 {
+            delta * 2.0
+        } else {
+            f32::INFINITY
+        };
+    }
+}
+
+/// Replaces `cand` with every `(z_i, i)` with `z_i >= lo`, in index order.
+fn collect_at_least(z: &[f32], lo: f32, cand: &mut Vec<(f32, u32)>) {
+    cand.clear();
+    let mut base = 0u32;
+    for chunk in z.chunks(64) {
+        let mut any = false;
+        for &x in chunk {
+            any |= x >= lo;
+        }
+        if any {
+            for (j, &x) in chunk.iter().enumerate() {
+                if x >= lo {
+                    cand.push((x, base + j as u32));
+                }
+            }
+        }
+        base += chunk.len() as u32;
+    }
+}
+
+/// Descending logit, then ascending id: the order of SPEC step 9's sort.
+fn by_rank(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+}
+
+/// The top-p cut: the logit of the first token, in [`by_rank`] order, at
+/// which the running mass `sum exp(z - zmax)` reaches `target`; every token
+/// with `z >= cut` is kept (ties kept). When the mass never reaches the
+/// target (f32/f64 rounding with `top_p` just below 1) the smallest
+/// candidate is returned, keeping them all. `cand` must contain every
+/// token ranked before the cut; it is permuted.
+///
+/// Selection, not a sort: 256 buckets by logit, keep only the bucket where
+/// the running mass crosses the target, repeat; the last <= 1024 tokens are
+/// sorted. Each round shrinks the logit range 256-fold, so this is O(n).
+fn top_p_cut(cand: &mut [(f32, u32)], zmax: f32, target: f64) -> f32 {
+    let mut above = 0.0f64;
+    let mut set: &mut [(f32, u32)] = cand;
+    loop {
+        if set.is_empty() {
+            return FLOOR;
+        }
+        if set.len() <= 1024 {
+            set.sort_unstable_by(by_rank);
+            let mut run = above;
+            for &(x, _) in set.iter() {
+                run += fastmath::exp(x - zmax) as f64;
+                if run >= target {
+                    return x;
+                }
+            }
+            return set[set.len() - 1].0;
+        }
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for &(x, _) in set.iter() {
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+        if lo == hi {
+            return hi;
+        }
+        let (hi64, scale) = (hi as f64, 256.0 / (hi as f64 - lo as f64));
+        let bucket = |x: f32| (((hi64 - x as f64) * scale) as usize).min(255);
+        let mut bm = [0.0f64; 256];
+        let mut bn = [0u32; 256];
+        for &(x, _) in set.iter() {
+            let b = bucket(x);
+            bm[b] += fastmath::exp(x - zmax) as f64;
+            bn[b] += 1;
+        }
+        let mut sel = 255;
+        while bn[sel] == 0 {
+            sel -= 1;
+        }
+        let mut run = above;
+        for b in 0..256 {
+            if bn[b] > 0 && run + bm[b] >= target {
+                sel = b;
+                break;
+            }
+            if b == sel {
+                break;
+            }
+            run += bm[b];
+        }
+        above = run;
+        let mut w = 0;
+        for r in 0..set.len() {
+            if bucket(set[r].0) == sel {
+                set.swap(w, r);
+                w += 1;
+            }
+        }
+        set = &mut set[..w];
+    }
+}
+
+/// Upper bound on every finite Gumbel value SPEC's f32 formula can give
+/// (the largest `u < 1` is `1 - 2^-23`, so `g <= 15.95`).
+const G_MAX_FINITE: f32 = 16.5;
+
+/// SPEC step 10 over the survivors: `argmax_i (z_i + g_i)`, lowest index
+/// on ties. With `listed`, the survivors are `cand`; otherwise they are the
+/// tokens with `z_i >= theta`, scanned densely with Philox per block of
+/// four and the logarithms skipped for tokens that cannot win.
+fn gumbel_argmax(
+    z: &[f32],
+    theta: f32,
+    zmax: f32,
+    listed: bool,
+    cand: &[(f32, u32)],
+    seed: u64,
+    step: u64,
+) -> u32 {
+    let mut best = (f32::NEG_INFINITY, u32::MAX);
+    let better = |key: f32, i: u32, best: (f32, u32)| key > best.0 || (key == best.0 && i < best.1);
+    if listed {
+        for &(x, i) in cand {
+            let key = x + rng::gumbel(seed, step, i);
+            if better(key, i, best) {
+                best = (key, i);
+            }
+        }
+        return best.1;
+    }
+    // Seed the bound with the most likely token.
+    if let Some(i) = fastmath::first_index_of(z, zmax) {
+        best = (zmax + rng::gumbel(seed, step, i as u32), i as u32);
+    }
+    let key = rng::key_for_seed(seed);
+    for (blk, chunk) in z.chunks(4).enumerate() {
+        let mut any = false;
+        for &x in chunk {
+            any |= x >= theta;
+        }
+        if !any {
+            continue;
+        }
+        let words = rng::philox4x32_10(rng::counter_for((blk * 4) as u32, step), key);
+        for (lane, &x) in chunk.iter().enumerate() {
+            if x < theta {
+                continue;
+            }
+            let i = (blk * 4 + lane) as u32;
+            let w = words[lane];
+            let maybe_inf = (w >> 8) == 0x00FF_FFFF;
+            if !maybe_inf && x + G_MAX_FINITE < best.0 {
+                continue;
+            }
+            let k = x + rng::gumbel_from_uniform(rng::uniform_from_word(w));
+            if better(k, i, best) {
+                best = (k, i);
+            }
+        }
+    }
+    best.1
+}
+
+/// The output of a row that got no token.
+fn no_token(status: Status) -> RowOutput {
+    RowOutput {
+        token: NO_TOKEN,
+        logprob: f32::NAN,
+        status,
+    }
+}
+
+/// Samples one row (SPEC steps 1-11). The caller applies step 12.
+pub(crate) fn sample_row(raw: &[f32], p: &SamplingParams, st: &RowState, w: &mut Work) -> RowOutput {
+    let (raw_max, bad) = fastmath::max_and_check(raw);
+    if bad {
+        return no_token(Status::InvalidLogits);
+    }
+    let (f, z) = filter(raw, raw_max, p, st, &mut w.z, &mut w.cand);
+    let token = match f {
+        Filtered::NoCandidates => return no_token(Status::NoCandidates),
+        Filtered::Greedy(t) => t,
+        Filtered::Kept { theta, max, listed } => {
+            gumbel_argmax(z, theta, max, listed, &w.cand, p.seed, st.step)
+        }
+    };
+    RowOutput {
+        token,
+        logprob: raw_logprob(raw, raw_max, token),
+        status: Status::Ok,
+    }
+}
+
+/// `log_softmax(raw)[token]` (SPEC step 11).
+fn raw_logprob(raw: &[f32], raw_max: f32, token: u32) -> f32 {
+    let s = fastmath::sum_exp(raw, raw_max);
+    ((raw[token as usize] - raw_max) as f64 - s.ln()) as f32
+}
+
+/// Steps 1-9 of one row as a distribution: survivors, most probable first
+/// (ties: lower id first), with probabilities renormalised over them.
+pub(crate) fn distribution_row(
+    raw: &[f32],
+    p: &SamplingParams,
+    st: &RowState,
+    w: &mut Work,
+) -> super::Distribution {
+    let empty = |status| super::Distribution {
+        status,
+        tokens: Vec::new(),
+        probs: Vec::new(),
+    };
+    let (raw_max, bad) = fastmath::max_and_check(raw);
+    if bad {
+        return empty(Status::InvalidLogits);
+    }
+    let (f, z) = filter(raw, raw_max, p, st, &mut w.z, &mut w.cand);
+    match f {
+        Filtered::NoCandidates => empty(Status::NoCandidates),
+        Filtered::Greedy(t) => super::Distribution {
+            status: Status::Ok,
+            tokens: vec![t],
+            probs: vec![1.0],
+        },
+        Filtered::Kept { theta, max, listed } => {
+            let mut c: Vec<(f32, u32)> = if listed {
+                w.cand.clone()
+            } else {
+                let mut v = Vec::new();
+                collect_at_least(z, theta, &mut v);
+                v
+            };
+            c.sort_unstable_by(by_rank);
+            let e: Vec<f64> = c
+                .iter()
+                .map(|&(x, _)| {
+                    if max == f32::INFINITY {
+                        1.0
+                    } else {
+                        ((x - max) as f64).exp()
+                    }
+                })
+                .collect();
+            let s: f64 = e.iter().sum();
+            super::Distribution {
+                status: Status::Ok,
+                tokens: c.iter().map(|&(_, i)| i).collect(),
+                probs: e.iter().map(|&x| (x / s) as f32).collect(),
+            }
+        }
+    }
+}
