@@ -1,1 +1,52 @@
-//! GPU backend
+//! The wgpu backend: sampling where the logits already are.
+//!
+//! Layout: one Rust module per WGSL pass, so the shader and the code that
+//! binds it read side by side (`argmax.rs` with `shaders/argmax.wgsl`,
+//! `philox.rs` with `shaders/philox_test.wgsl`), and `device.rs` for what
+//! every pass shares: opening a device, error scopes, read-back, and the
+//! validation of a `[B, V]` logits block against the device's limits.
+//! `shaders/common.wgsl` (Philox, Gumbel, float classification, sortable
+//! keys) is prepended to each pass's source by `concat!`, since WGSL has no
+//! includes.
+//!
+//! Every pass is split into a `record` step, which validates its inputs and
+//! records compute passes into the caller's `wgpu::CommandEncoder` without
+//! submitting anything (an engine batches it with its own work and reads
+//! back only the per-row outputs), and host conveniences that upload,
+//! submit and read back. Bad input is an [`Error`](crate::Error) before
+//! anything reaches wgpu; whatever wgpu still reports is caught in error
+//! scopes and returned as [`Error::Gpu`](crate::Error::Gpu), never a panic.
+//!
+//! All kernels stay inside WebGPU's default limits (256 invocations and
+//! 16 KiB of workgroup memory per workgroup, no subgroups, barriers in
+//! uniform control flow), so the same shaders also run in a browser.
+
+pub mod argmax;
+pub mod device;
+pub mod philox;
+pub mod sampler;
+
+pub use argmax::{
+    ARGMAX_WGSL, ArgmaxPipeline, GpuRowOutput, ROW_OUTPUT_BYTES, argmax_host, decode_row_outputs,
+};
+pub use sampler::{DType, GpuSampler, SamplerConfig};
+pub use device::{GpuContext, INSTALL_HINT, open_device, open_device_async};
+pub use philox::{
+    PHILOX_TEST_WGSL, f32_to_sortable_key, gumbel_gpu, ln_f32, ln_gpu, philox_words_gpu,
+    sortable_key_to_f32, sortable_keys_gpu,
+};
+
+/// Parses and validates a WGSL source with naga (what wgpu runs before any
+/// driver sees it), so shader errors show up in `cargo test` without a GPU.
+#[cfg(test)]
+pub(crate) fn validate_wgsl(source: &str) -> std::result::Result<(), String> {
+    use wgpu::naga;
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))?;
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    )
+    .validate(&module)
+    .map_err(|e| e.emit_to_string(source))?;
+    Ok(())
+}

@@ -1,0 +1,505 @@
+//! Opening a wgpu device for sampling, and the small plumbing every pass
+//! shares (error scopes, read-back, shader assembly).
+//!
+//! An engine that already holds a `wgpu::Device` does not need this module's
+//! [`open_device`]: it builds a [`GpuContext`] from its own device and queue
+//! (the fields are public) or calls the pipelines' `record` functions
+//! directly. [`open_device`] exists for the convenience paths, the CLI, the
+//! tests and the benches, and it is shaped by three facts:
+//!
+//! - The interesting machines have a hardware GPU, but CI and laptops without
+//!   one still have a software Vulkan driver (Mesa's lavapipe); so a hardware
+//!   adapter is preferred and a software one accepted, and with none at all
+//!   the error says which package to install instead of panicking.
+//! - wgpu's own helpers (`util::initialize_adapter_from_env`) panic when
+//!   `WGPU_ADAPTER_NAME` matches nothing; this module implements the same
+//!   environment contract (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`,
+//!   `WGPU_POWER_PREF`) with errors.
+//! - wgpu reports validation errors asynchronously and, by default, panics
+//!   on the ones nobody captured. Every operation of this crate runs inside
+//!   error scopes ([`scoped`]) so that such an error becomes [`Error::Gpu`];
+//!   the device opened here also gets an uncaptured-error handler that
+//!   prints instead of panicking.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use crate::{Error, Result};
+
+/// The text every "no adapter" error carries: how to get a Vulkan driver.
+pub const INSTALL_HINT: &str = "install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers libvulkan1` \
+     (Mesa's lavapipe is a software Vulkan driver that needs no GPU), \
+     or the GPU vendor's driver";
+
+/// A wgpu device and queue ready for sampling, with the adapter's
+/// description.
+///
+/// Build one with [`open_device`], or from an engine's own device and queue
+/// (all fields are public; `adapter_info` can come from
+/// `wgpu::Device::adapter_info`).
+#[derive(Debug, Clone)]
+pub struct GpuContext {
+    /// The logical device all buffers and pipelines are created on.
+    pub device: wgpu::Device,
+    /// The queue work is submitted to.
+    pub queue: wgpu::Queue,
+    /// Name, backend and type of the adapter behind `device`.
+    pub adapter_info: wgpu::AdapterInfo,
+}
+
+impl GpuContext {
+    /// Wraps an existing device and queue (for engines that opened their
+    /// own); the adapter description is read from the device.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> GpuContext {
+        let adapter_info = device.adapter_info();
+        GpuContext {
+            device,
+            queue,
+            adapter_info,
+        }
+    }
+
+    /// One line describing the adapter: `"name (backend, device type)"`,
+    /// e.g. `"llvmpipe (LLVM 15.0.6, 256 bits) (vulkan, cpu)"`.
+    pub fn describe(&self) -> String {
+        let info = &self.adapter_info;
+        format!(
+            "{} ({}, {})",
+            info.name,
+            info.backend.to_str(),
+            device_type_name(info.device_type)
+        )
+    }
+
+    /// True when the adapter is a software rasteriser (lavapipe, llvmpipe,
+    /// WARP): correct, but not representative for timings.
+    pub fn is_software(&self) -> bool {
+        self.adapter_info.device_type == wgpu::DeviceType::Cpu
+    }
+}
+
+fn device_type_name(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+        wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+        wgpu::DeviceType::VirtualGpu => "virtual GPU",
+        wgpu::DeviceType::Cpu => "cpu",
+        wgpu::DeviceType::Other => "other",
+    }
+}
+
+/// Opens a device: blocking wrapper around [`open_device_async`].
+pub fn open_device() -> Result<GpuContext> {
+    pollster::block_on(open_device_async())
+}
+
+/// Opens a device on the best adapter wgpu can find.
+///
+/// Adapter choice: the backends in `WGPU_BACKEND` (comma list, e.g.
+/// `vulkan`); without it Vulkan, Metal and DX12, and GL only when those
+/// give no usable adapter. If `WGPU_ADAPTER_NAME` is set, an adapter whose
+/// name contains it (case-insensitive), else an error. Otherwise a discrete
+/// GPU, then integrated, virtual, other, and a software (CPU) adapter last
+/// (`WGPU_POWER_PREF=low` puts integrated first). Only adapters that can
+/// run 256-invocation compute workgroups count. If enumeration finds
+/// nothing, wgpu's fallback adapter is requested. The device gets the
+/// adapter's own limits, so buffers as large as the adapter allows work.
+///
+/// Errors: [`Error::NoAdapter`] (with [`INSTALL_HINT`]) when there is no
+/// usable adapter, [`Error::Gpu`] when the device request fails.
+pub async fn open_device_async() -> Result<GpuContext> {
+    let adapter = choose_adapter().await?;
+
+    let adapter_info = adapter.get_info();
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgsample"),
+            required_features: wgpu::Features::empty(),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| {
+            Error::Gpu(format!(
+                "device request on {} failed: {e}",
+                adapter_line(&adapter_info)
+            ))
+        })?;
+    device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
+        eprintln!("wgsample: wgpu error outside any error scope: {e}");
+    }));
+    Ok(GpuContext {
+        device,
+        queue,
+        adapter_info,
+    })
+}
+
+/// The adapter selection of [`open_device_async`].
+async fn choose_adapter() -> Result<wgpu::Adapter> {
+    // Without WGPU_BACKEND, the first-tier backends (Vulkan, Metal, DX12)
+    // are tried before GL: initialising GL probes EGL, X11 and Wayland,
+    // which is slow and noisy on a headless machine, and it is only needed
+    // where nothing better exists.
+    let tiers = match wgpu::Backends::from_env() {
+        Some(b) if b.is_empty() => {
+            return Err(Error::NoAdapter(format!(
+                "WGPU_BACKEND={:?} names no known backend (use e.g. `vulkan`, `metal`, `dx12`, `gl`)",
+                std::env::var("WGPU_BACKEND").unwrap_or_default()
+            )));
+        }
+        Some(b) => vec![b],
+        None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
+    };
+    let name_filter = std::env::var("WGPU_ADAPTER_NAME")
+        .ok()
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty());
+    let low_power = matches!(
+        wgpu::PowerPreference::from_env(),
+        Some(wgpu::PowerPreference::LowPower)
+    );
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut instances = Vec::new();
+    for backends in tiers {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let all = instance.enumerate_adapters(backends).await;
+        seen.extend(all.iter().map(|a| adapter_line(&a.get_info())));
+        let mut usable: Vec<wgpu::Adapter> = all
+            .into_iter()
+            .filter(can_run_compute)
+            .filter(|a| {
+                name_filter
+                    .as_ref()
+                    .is_none_or(|n| a.get_info().name.to_lowercase().contains(n))
+            })
+            .collect();
+        usable.sort_by_key(|a| rank(&a.get_info(), low_power));
+        if let Some(a) = usable.into_iter().next() {
+            return Ok(a);
+        }
+        instances.push(instance);
+    }
+    if let Some(name) = name_filter {
+        return Err(Error::NoAdapter(format!(
+            "WGPU_ADAPTER_NAME={name:?} matches no usable adapter; found: [{}]",
+            seen.join("; ")
+        )));
+    }
+    // Enumeration found nothing usable: ask for wgpu's fallback adapter.
+    for instance in &instances {
+        let fallback = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                force_fallback_adapter: true,
+                ..Default::default()
+            })
+            .await;
+        if let Ok(a) = fallback
+            && can_run_compute(&a)
+        {
+            return Ok(a);
+        }
+    }
+    let found = if seen.is_empty() {
+        "wgpu found no adapter".to_string()
+    } else {
+        format!(
+            "no adapter can run compute shaders; found: [{}]",
+            seen.join("; ")
+        )
+    };
+    Err(Error::NoAdapter(format!("{found}; {INSTALL_HINT}")))
+}
+
+fn adapter_line(info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "{} ({}, {})",
+        info.name,
+        info.backend.to_str(),
+        device_type_name(info.device_type)
+    )
+}
+
+/// Whether an adapter can run this crate's kernels at all.
+fn can_run_compute(a: &wgpu::Adapter) -> bool {
+    let caps = a.get_downlevel_capabilities();
+    let limits = a.limits();
+    caps.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        && limits.max_compute_invocations_per_workgroup >= 256
+        && limits.max_compute_workgroup_size_x >= 256
+        && limits.max_compute_workgroup_storage_size >= 16 * 1024
+        && limits.max_storage_buffers_per_shader_stage >= 4
+}
+
+/// Sort key: lower is better.
+fn rank(info: &wgpu::AdapterInfo, low_power: bool) -> (u8, u8) {
+    let t = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => u8::from(low_power),
+        wgpu::DeviceType::IntegratedGpu => u8::from(!low_power),
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let b = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::Gl | wgpu::Backend::BrowserWebGpu => 1,
+        wgpu::Backend::Noop => 2,
+    };
+    (t, b)
+}
+
+/// Runs `f` inside validation, out-of-memory and internal error scopes on
+/// `device`; a wgpu error raised meanwhile becomes `Error::Gpu` (naming
+/// `what`) and takes precedence over `f`'s own result.
+pub(crate) fn scoped<T>(
+    device: &wgpu::Device,
+    what: &str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let result = f();
+    let errors = [
+        pollster::block_on(validation.pop()),
+        pollster::block_on(internal.pop()),
+        pollster::block_on(oom.pop()),
+    ];
+    match errors.into_iter().flatten().next() {
+        Some(e) => Err(Error::Gpu(format!("{what}: {e}"))),
+        None => result,
+    }
+}
+
+/// Checks a byte size against the device's buffer limit before anything
+/// is created (wgpu reports oversize buffers as errors that can poison
+/// later calls).
+pub(crate) fn check_buffer_size(device: &wgpu::Device, what: &str, size: u64) -> Result<()> {
+    let max = device.limits().max_buffer_size;
+    if size > max {
+        return Err(Error::Shape(format!(
+            "{what} needs {size} bytes, more than this device's max_buffer_size ({max})"
+        )));
+    }
+    Ok(())
+}
+
+/// Copies `size` bytes from the start of `src` (which needs `COPY_SRC`)
+/// into a staging buffer at the end of `encoder`, submits the encoder, waits
+/// and returns the bytes. Call inside [`scoped`].
+pub(crate) fn submit_and_read(
+    ctx: &GpuContext,
+    mut encoder: wgpu::CommandEncoder,
+    src: &wgpu::Buffer,
+    size: u64,
+) -> Result<Vec<u8>> {
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("wgsample readback"),
+        size,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+    ctx.queue.submit([encoder.finish()]);
+
+    let (tx, rx) = mpsc::channel();
+    staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+    rx.recv()
+        .map_err(|_| Error::Gpu("buffer mapping was dropped without an answer".into()))?
+        .map_err(|e| Error::Gpu(format!("mapping the read-back buffer: {e}")))?;
+    let bytes = {
+        let view = staging
+            .get_mapped_range(0..size)
+            .map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")))?;
+        view.to_vec()
+    };
+    staging.unmap();
+    Ok(bytes)
+}
+
+/// Creates a compute pipeline from `common.wgsl` + `source` (already
+/// concatenated) with an explicit bind group layout, inside error scopes.
+pub(crate) fn compute_pipeline(
+    device: &wgpu::Device,
+    label: &str,
+    source: &str,
+    entry_point: &str,
+    layout: &wgpu::BindGroupLayout,
+) -> Result<wgpu::ComputePipeline> {
+    scoped(device, label, || {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(layout)],
+            immediate_size: 0,
+        });
+        Ok(
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry_point),
+                compilation_options: Default::default(),
+                cache: None,
+            }),
+        )
+    })
+}
+
+/// A bind group layout entry for a compute-stage buffer binding.
+pub(crate) fn buffer_entry(
+    binding: u32,
+    ty: wgpu::BufferBindingType,
+    min_size: Option<u64>,
+) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: min_size.and_then(wgpu::BufferSize::new),
+        },
+        count: None,
+    }
+}
+
+/// Where a `[batch, vocab]` block of f32 logits sits inside a buffer, as a
+/// kernel binds it.
+///
+/// Storage bindings must start at a multiple of the device's
+/// `min_storage_buffer_offset_alignment` (often 256 bytes), but an engine's
+/// logits can start anywhere (say, the last position of a `[seq, vocab]`
+/// output). So the binding starts at the aligned offset at or below the
+/// caller's, and the kernel skips `base` elements: any 4-byte-aligned
+/// offset works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogitsBinding {
+    /// Byte offset of the binding (aligned).
+    pub offset: u64,
+    /// Byte size of the binding.
+    pub size: u64,
+    /// Elements between the binding start and row 0.
+    pub base: u32,
+}
+
+/// Validates a `[batch, vocab]` f32 block at byte `offset` of a buffer of
+/// `buffer_size` bytes and usages `usage`, against `limits`, and plans its
+/// binding. Pure: nothing touches the device, so bad input never reaches
+/// wgpu.
+pub(crate) fn plan_logits_binding(
+    buffer_size: u64,
+    usage: wgpu::BufferUsages,
+    limits: &wgpu::Limits,
+    offset: u64,
+    batch: u32,
+    vocab: u32,
+) -> Result<LogitsBinding> {
+    if batch == 0 {
+        return Err(Error::Shape("batch must be at least 1".into()));
+    }
+    if vocab == 0 {
+        return Err(Error::Shape("vocab must be at least 1".into()));
+    }
+    if !usage.contains(wgpu::BufferUsages::STORAGE) {
+        return Err(Error::Gpu(format!(
+            "the logits buffer needs STORAGE usage (it has {usage:?})"
+        )));
+    }
+    if offset % 4 != 0 {
+        return Err(Error::Shape(format!(
+            "logits offset {offset} is not a multiple of 4 bytes"
+        )));
+    }
+    let elems = u64::from(batch) * u64::from(vocab);
+    let end = elems
+        .checked_mul(4)
+        .and_then(|bytes| offset.checked_add(bytes))
+        .ok_or_else(|| {
+            Error::Shape(format!(
+                "logits [{batch}, {vocab}] f32 at byte offset {offset} overflow a u64 size"
+            ))
+        })?;
+    if end > buffer_size {
+        return Err(Error::Shape(format!(
+            "logits [{batch}, {vocab}] f32 at byte offset {offset} need {end} bytes, \
+             the buffer has {buffer_size}"
+        )));
+    }
+    let align = u64::from(limits.min_storage_buffer_offset_alignment.max(4));
+    let bind_offset = offset - offset % align;
+    let base = (offset - bind_offset) / 4;
+    let size = end - bind_offset;
+    if size > limits.max_storage_buffer_binding_size {
+        return Err(Error::Gpu(format!(
+            "logits [{batch}, {vocab}] f32 need a {size}-byte binding, more than this \
+             device's max_storage_buffer_binding_size ({})",
+            limits.max_storage_buffer_binding_size
+        )));
+    }
+    // Element indices are u32 in WGSL; keep room for a workgroup's stride.
+    if base + elems + 256 > u64::from(u32::MAX) {
+        return Err(Error::Shape(format!(
+            "logits [{batch}, {vocab}] have more elements than a u32 index can address"
+        )));
+    }
+    Ok(LogitsBinding {
+        offset: bind_offset,
+        size,
+        base: base as u32,
+    })
+}
+
+/// Validates an output buffer that receives `bytes` bytes from offset 0
+/// through a read-write storage binding.
+pub(crate) fn check_output_buffer(
+    out_size: u64,
+    usage: wgpu::BufferUsages,
+    limits: &wgpu::Limits,
+    bytes: u64,
+) -> Result<()> {
+    if !usage.contains(wgpu::BufferUsages::STORAGE) {
+        return Err(Error::Gpu(format!(
+            "the output buffer needs STORAGE usage (it has {usage:?})"
+        )));
+    }
+    if out_size < bytes {
+        return Err(Error::Shape(format!(
+            "the output buffer has {out_size} bytes, {bytes} are needed"
+        )));
+    }
+    if bytes > limits.max_storage_buffer_binding_size {
+        return Err(Error::Gpu(format!(
+            "the output needs a {bytes}-byte binding, more than this device's \
+             max_storage_buffer_binding_size ({})",
+            limits.max_storage_buffer_binding_size
+        )));
+    }
+    Ok(())
+}
+
+/// Splits `groups` workgroups into a 2-D grid `(x, y)` within
+/// `max_compute_workgroups_per_dimension`; kernels recover the linear id as
+/// `x + y * grid_x` and skip ids past the end.
+pub(crate) fn grid_2d(limits: &wgpu::Limits, groups: u32) -> Result<(u32, u32)> {
+    let max = limits.max_compute_workgroups_per_dimension.max(1);
+    let x = groups.clamp(1, max);
+    let y = groups.div_ceil(x).max(1);
+    if y > max {
+        return Err(Error::Shape(format!(
+            "{groups} workgroups exceed this device's dispatch limit ({max} x {max})"
+        )));
+    }
+    Ok((x, y))
+}

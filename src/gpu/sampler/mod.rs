@@ -1,0 +1,857 @@
+//! The GPU sampling pipeline: every SPEC.md operation as WGSL compute
+//! passes over a `[B, V]` logits buffer that stays on the device, with the
+//! per-row decode state kept in GPU buffers.
+//!
+//! # Shape
+//!
+//! [`GpuSampler`] is created once for a device, a maximum batch and a
+//! vocabulary. Parameters are uploaded only when [`GpuSampler::set_params`]
+//! or [`GpuSampler::set_state`] changed something; the state (generated
+//! length, step counter, the list of generated tokens with their counts) is
+//! updated by the shaders themselves, so a decode loop uploads nothing per
+//! step but a 32-byte uniform. [`GpuSampler::record`] records the passes
+//! into the caller's `CommandEncoder` (nothing is submitted behind its
+//! back) and writes tokens, logprobs and statuses into
+//! [`GpuSampler::output_buffer`], whose first `4 B` bytes are the `B`
+//! sampled token ids, ready to feed the model's next step on the GPU.
+//!
+//! # Passes and reads of the logits
+//!
+//! Dense passes run `(ceil(V / 4096), B)` workgroups of 256 invocations, so
+//! at batch 1 a 128k vocabulary is spread over 32 workgroups; per-row
+//! passes run one workgroup per row and merge per-chunk partials in a fixed
+//! order (results never depend on timing or on the other rows).
+//!
+//! | configuration | passes | reads of the row |
+//! |---|---|---|
+//! | greedy, plain temperature sampling | reduce, merge | 1 |
+//! | + masks / bias / penalties | prep, sparse first | +1 read and 1 write of the row |
+//! | min-p | + gumbel, finalize | 2 |
+//! | top-k (any k) | + 4 x (hist, pick) | 6 |
+//! | top-p | + 4 x (hist, pick) | 6 |
+//! | top-k + top-p | + 8 x (hist, pick) | 10 |
+//!
+//! Passes a batch does not need are not dispatched; rows that do not need a
+//! dispatched pass leave it at once. The threshold search is a radix select
+//! on an order-preserving u32 key of `z / T`, 8 bits per pass, counting
+//! tokens for top-k and summing probability mass in 64-bit fixed point for
+//! top-p (integer sums: the same result whatever the order of the atomic
+//! additions). Sampling is Gumbel-max with the Philox stream of SPEC.md.
+//! Everything stays inside WebGPU's default limits (256 invocations, at
+//! most 8 KiB of workgroup memory, 8 storage buffers) and uses no
+//! subgroup operations; barriers sit in uniform control flow
+//! (`workgroupUniformLoad` where a row's state decides).
+
+mod passes;
+
+use super::device::{GpuContext, check_buffer_size, scoped, submit_and_read};
+use crate::params::allowed_mask;
+use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status};
+use passes::{ALL, Grid, idx};
+
+
+/// Element type of the logits buffer. f16 and bf16 are read as packed u32
+/// words (two values per word, the lower address in the low half), so no
+/// optional device feature is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    /// 32-bit IEEE floats.
+    F32,
+    /// 16-bit IEEE floats.
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> u64 {
+        match self {
+            DType::F32 => 4,
+            DType::F16 | DType::Bf16 => 2,
+        }
+    }
+    fn code(self) -> u32 {
+        match self {
+            DType::F32 => 0,
+            DType::F16 => 1,
+            DType::Bf16 => 2,
+        }
+    }
+}
+
+/// Sizes fixed when a [`GpuSampler`] is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SamplerConfig {
+    /// Largest batch `B` a call may sample.
+    pub max_batch: u32,
+    /// Vocabulary size `V` (row length of the logits).
+    pub vocab: u32,
+    /// Capacity of each row's on-device list of distinct generated tokens
+    /// (the counts behind the penalties). A row with penalties may not
+    /// generate more tokens than this since its state was last set.
+    pub max_seen_tokens: u32,
+}
+
+impl SamplerConfig {
+    /// `max_batch` rows of `vocab` logits, room for 4096 generated tokens
+    /// per row.
+    pub fn new(max_batch: u32, vocab: u32) -> Self {
+        SamplerConfig {
+            max_batch,
+            vocab,
+            max_seen_tokens: 4096,
+        }
+    }
+}
+
+/// Per-row parameters as the shaders read them (`RowParams` in
+/// bindings.wgsl).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct RowParamsGpu {
+    temperature: f32,
+    top_k: u32,
+    top_p: f32,
+    ln_min_p: f32,
+    rep: f32,
+    presence: f32,
+    freq: f32,
+    flags: u32,
+    min_new: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    bias_off: u32,
+    bias_len: u32,
+    banned_off: u32,
+    banned_len: u32,
+    eos_off: u32,
+    eos_len: u32,
+    prompt_off: u32,
+    prompt_len: u32,
+    prompt_mask_off: u32,
+    allowed_off: u32,
+    pad: [u32; 3],
+}
+
+/// The uniform of every pass (`Dims` in bindings.wgsl).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Dims {
+    batch: u32,
+    vocab: u32,
+    chunks: u32,
+    dtype: u32,
+    pass_id: u32,
+    cap: u32,
+    logits_off: u32,
+    max_batch: u32,
+}
+
+const FLAG_GREEDY: u32 = 1;
+const FLAG_MODIFIED: u32 = 2;
+const FLAG_MIN_P: u32 = 4;
+const FLAG_TOP_K: u32 = 8;
+const FLAG_TOP_P: u32 = 16;
+const FLAG_ALLOWED: u32 = 32;
+const FLAG_PROMPT_MASK: u32 = 64;
+const FLAG_SCALED: u32 = 128;
+const FILTERS: u32 = FLAG_MIN_P | FLAG_TOP_K | FLAG_TOP_P;
+
+/// Logits per workgroup in the dense passes (`CHUNK` in bindings.wgsl).
+const CHUNK: u32 = 4096;
+/// Words of per-row search state (`ROW_WORDS`).
+const ROW_WORDS: u64 = 32;
+/// Words per (row, chunk) partial (`PART_WORDS`).
+const PART_WORDS: u64 = 8;
+/// Bytes between the uniform slots (one per radix pass id).
+const DIMS_STRIDE: u64 = 256;
+
+/// The GPU sampler. See the module docs.
+#[derive(Debug)]
+pub struct GpuSampler {
+    ctx: GpuContext,
+    cfg: SamplerConfig,
+    chunks: u32,
+    layout: wgpu::BindGroupLayout,
+    pipelines: Vec<wgpu::ComputePipeline>,
+    dims_buf: wgpu::Buffer,
+    params_buf: wgpu::Buffer,
+    lists_buf: wgpu::Buffer,
+    state_buf: wgpu::Buffer,
+    scratch_buf: wgpu::Buffer,
+    hist_buf: wgpu::Buffer,
+    out_buf: wgpu::Buffer,
+    z_buf: Option<wgpu::Buffer>,
+    dummy_z: wgpu::Buffer,
+    upload: Option<wgpu::Buffer>,
+    params: Vec<SamplingParams>,
+    prompts: Vec<Vec<u32>>,
+    flags: Vec<u32>,
+    steps_bound: Vec<u64>,
+    dirty: bool,
+    last_batch: u32,
+}
+
+fn storage(device: &wgpu::Device, label: &str, bytes: u64, extra: wgpu::BufferUsages) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(16).next_multiple_of(4),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | extra,
+        mapped_at_creation: false,
+    })
+}
+
+fn entry(binding: u32, ty: wgpu::BufferBindingType, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: dynamic,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+impl GpuSampler {
+    /// Creates the pipelines and device buffers for `cfg` on `ctx`.
+    ///
+    /// Errors: `max_batch` or `vocab` 0, `max_batch` above the device's
+    /// workgroup grid limit, or a buffer beyond the device's limits (the
+    /// message names the limit).
+    pub fn new(ctx: &GpuContext, cfg: SamplerConfig) -> Result<Self> {
+        let device = &ctx.device;
+        let limits = device.limits();
+        if cfg.max_batch == 0 || cfg.vocab == 0 {
+            return Err(Error::Shape(format!(
+                "max_batch ({}) and vocab ({}) must be at least 1",
+                cfg.max_batch, cfg.vocab
+            )));
+        }
+        if cfg.max_batch > limits.max_compute_workgroups_per_dimension {
+            return Err(Error::Gpu(format!(
+                "max_batch {} is above this device's max_compute_workgroups_per_dimension ({})",
+                cfg.max_batch, limits.max_compute_workgroups_per_dimension
+            )));
+        }
+        if u64::from(cfg.vocab) + u64::from(CHUNK) > u64::from(u32::MAX) {
+            return Err(Error::Shape(format!("vocab {} is too large", cfg.vocab)));
+        }
+        let chunks = cfg.vocab.div_ceil(CHUNK);
+        let b = u64::from(cfg.max_batch);
+        let cap = u64::from(cfg.max_seen_tokens.max(1));
+        let sizes = [
+            ("the per-row state", (b * 4 + 2 * b * cap) * 4),
+            ("the scratch buffer", (b * ROW_WORDS + b * u64::from(chunks) * PART_WORDS) * 4),
+            ("the histograms", b * 256 * 3 * 4),
+        ];
+        for (what, bytes) in sizes {
+            check_buffer_size(device, what, bytes)?;
+            if bytes > limits.max_storage_buffer_binding_size {
+                return Err(Error::Gpu(format!(
+                    "{what} needs {bytes} bytes, more than this device's \
+                     max_storage_buffer_binding_size ({})",
+                    limits.max_storage_buffer_binding_size
+                )));
+            }
+        }
+        use wgpu::BufferBindingType as T;
+        let ro = T::Storage { read_only: true };
+        let rw = T::Storage { read_only: false };
+        scoped(device, "creating the GPU sampler", || {
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("wgsample sampler"),
+                entries: &[
+                    entry(0, T::Uniform, true),
+                    entry(1, ro, false),
+                    entry(2, rw, false),
+                    entry(3, ro, false),
+                    entry(4, ro, false),
+                    entry(5, rw, false),
+                    entry(6, rw, false),
+                    entry(7, rw, false),
+                    entry(8, rw, false),
+                ],
+            });
+            let pipelines = ALL
+                .iter()
+                .map(|p| {
+                    super::device::compute_pipeline(
+                        device,
+                        &format!("wgsample {}", p.name),
+                        &passes::full_source(p),
+                        "main",
+                        &layout,
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let none = wgpu::BufferUsages::empty();
+            let sampler = GpuSampler {
+                ctx: ctx.clone(),
+                cfg,
+                chunks,
+                pipelines,
+                dims_buf: device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgsample dims"),
+                    size: DIMS_STRIDE * 8,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+                params_buf: storage(device, "wgsample params", b * 96, none),
+                lists_buf: storage(device, "wgsample lists", 16, none),
+                state_buf: storage(device, "wgsample state", sizes[0].1, wgpu::BufferUsages::COPY_SRC),
+                scratch_buf: storage(device, "wgsample scratch", sizes[1].1, none),
+                hist_buf: storage(device, "wgsample hist", sizes[2].1, none),
+                out_buf: storage(device, "wgsample out", b * 12, wgpu::BufferUsages::COPY_SRC),
+                z_buf: None,
+                dummy_z: storage(device, "wgsample z (unused)", 16, none),
+                upload: None,
+                layout,
+                params: vec![SamplingParams::default(); cfg.max_batch as usize],
+                prompts: vec![Vec::new(); cfg.max_batch as usize],
+                flags: vec![0; cfg.max_batch as usize],
+                steps_bound: vec![0; cfg.max_batch as usize],
+                dirty: true,
+                last_batch: 0,
+            };
+            Ok(sampler)
+        })
+    }
+
+    /// The configuration this sampler was created with.
+    pub fn config(&self) -> SamplerConfig {
+        self.cfg
+    }
+
+    /// The device context the sampler runs on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Sets row `row`'s parameters (validated as SPEC.md says; uploaded at
+    /// the next [`GpuSampler::record`]).
+    pub fn set_params(&mut self, row: usize, params: &SamplingParams) -> Result<()> {
+        self.check_row(row)?;
+        params.validate(row, self.cfg.vocab as usize)?;
+        if params.penalties_active() && self.steps_bound[row] >= u64::from(self.cfg.max_seen_tokens) {
+            return Err(self.capacity_error(row));
+        }
+        self.params[row] = params.clone();
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Sets row `row`'s decode state (prompt tokens, generated tokens and
+    /// their counts, generated length, step), replacing the state on the
+    /// device. Use `RowState::new(prompt)` to start a new sequence.
+    pub fn set_state(&mut self, row: usize, state: &RowState) -> Result<()> {
+        self.check_row(row)?;
+        state.validate(row, self.cfg.vocab as usize)?;
+        let seen: Vec<(u32, u32)> = state.output_counts().collect();
+        let cap = self.cfg.max_seen_tokens as usize;
+        if seen.len() > cap {
+            return Err(Error::Shape(format!(
+                "row {row}: {} distinct generated tokens, more than max_seen_tokens ({cap})",
+                seen.len()
+            )));
+        }
+        let b = u64::from(self.cfg.max_batch);
+        let capw = u64::from(self.cfg.max_seen_tokens);
+        let r = row as u64;
+        let header = [
+            state.generated_len(),
+            state.step as u32,
+            (state.step >> 32) as u32,
+            seen.len() as u32,
+        ];
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.state_buf, r * 16, bytemuck::cast_slice(&header));
+        if !seen.is_empty() {
+            let toks: Vec<u32> = seen.iter().map(|s| s.0).collect();
+            let cnts: Vec<u32> = seen.iter().map(|s| s.1).collect();
+            q.write_buffer(&self.state_buf, (b * 4 + r * capw) * 4, bytemuck::cast_slice(&toks));
+            q.write_buffer(
+                &self.state_buf,
+                (b * 4 + b * capw + r * capw) * 4,
+                bytemuck::cast_slice(&cnts),
+            );
+        }
+        self.prompts[row] = state.prompt_tokens().to_vec();
+        self.steps_bound[row] = seen.len() as u64;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn check_row(&self, row: usize) -> Result<()> {
+        if row >= self.cfg.max_batch as usize {
+            return Err(Error::Shape(format!(
+                "row {row} is out of range (max_batch is {})",
+                self.cfg.max_batch
+            )));
+        }
+        Ok(())
+    }
+
+    fn capacity_error(&self, row: usize) -> Error {
+        Error::Shape(format!(
+            "row {row}: penalties need the counts of every generated token, and this row may \
+             have generated {} tokens since its state was set, the capacity of its on-device \
+             list (max_seen_tokens = {}); create the sampler with a larger max_seen_tokens",
+            self.steps_bound[row], self.cfg.max_seen_tokens
+        ))
+    }
+
+    /// Builds and uploads the params and lists of every row.
+    fn upload_params(&mut self) -> Result<()> {
+        let v = self.cfg.vocab as usize;
+        let words = v.div_ceil(32);
+        let mut lists: Vec<u32> = Vec::new();
+        let mut gpu = Vec::with_capacity(self.params.len());
+        for (r, p) in self.params.iter().enumerate() {
+            let greedy = p.is_greedy();
+            let mut flags = 0;
+            if greedy {
+                flags |= FLAG_GREEDY;
+            } else {
+                if p.temperature != 1.0 {
+                    flags |= FLAG_SCALED;
+                }
+                if p.min_p > 0.0 {
+                    flags |= FLAG_MIN_P;
+                }
+                if p.top_k_active(v) {
+                    flags |= FLAG_TOP_K;
+                }
+                if p.top_p < 1.0 {
+                    flags |= FLAG_TOP_P;
+                }
+            }
+            let eos_possible = !p.eos_token_ids.is_empty() && p.min_new_tokens > 0;
+            if p.allowed_tokens.is_some()
+                || !p.banned_tokens.is_empty()
+                || eos_possible
+                || !p.logit_bias.is_empty()
+                || p.penalties_active()
+            {
+                flags |= FLAG_MODIFIED;
+            }
+            let mut g = RowParamsGpu {
+                temperature: p.temperature,
+                top_k: p.top_k,
+                top_p: p.top_p,
+                ln_min_p: if p.min_p > 0.0 { crate::cpu::min_p_log(p.min_p) } else { 0.0 },
+                rep: p.repetition_penalty,
+                presence: p.presence_penalty,
+                freq: p.frequency_penalty,
+                min_new: p.min_new_tokens,
+                seed_lo: p.seed as u32,
+                seed_hi: (p.seed >> 32) as u32,
+                ..Default::default()
+            };
+            g.bias_off = lists.len() as u32;
+            g.bias_len = p.logit_bias.len() as u32;
+            lists.extend(p.logit_bias.iter().map(|b| b.0));
+            lists.extend(p.logit_bias.iter().map(|b| b.1.to_bits()));
+            g.banned_off = lists.len() as u32;
+            g.banned_len = p.banned_tokens.len() as u32;
+            lists.extend(&p.banned_tokens);
+            g.eos_off = lists.len() as u32;
+            g.eos_len = p.eos_token_ids.len() as u32;
+            lists.extend(&p.eos_token_ids);
+            let prompt = &self.prompts[r];
+            g.prompt_off = lists.len() as u32;
+            if p.repetition_penalty != 1.0 && !prompt.is_empty() {
+                g.prompt_len = prompt.len() as u32;
+                lists.extend(prompt);
+                g.prompt_mask_off = lists.len() as u32;
+                lists.extend(allowed_mask(v, prompt)?);
+                flags |= FLAG_PROMPT_MASK;
+            }
+            if let Some(mask) = &p.allowed_tokens {
+                g.allowed_off = lists.len() as u32;
+                debug_assert_eq!(mask.len(), words);
+                lists.extend(mask);
+                flags |= FLAG_ALLOWED;
+            }
+            g.flags = flags;
+            self.flags[r] = flags;
+            gpu.push(g);
+        }
+        let device = &self.ctx.device;
+        let bytes = (lists.len() as u64 * 4).max(16);
+        let limits = device.limits();
+        if bytes > limits.max_storage_buffer_binding_size {
+            return Err(Error::Gpu(format!(
+                "the rows' masks and lists need {bytes} bytes, more than this device's \
+                 max_storage_buffer_binding_size ({})",
+                limits.max_storage_buffer_binding_size
+            )));
+        }
+        if self.lists_buf.size() < bytes {
+            self.lists_buf = storage(device, "wgsample lists", bytes.next_power_of_two(), wgpu::BufferUsages::empty());
+        }
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.params_buf, 0, bytemuck::cast_slice(&gpu));
+        if !lists.is_empty() {
+            q.write_buffer(&self.lists_buf, 0, bytemuck::cast_slice(&lists));
+        }
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Records the sampling passes for rows `0..batch` of the `[batch, V]`
+    /// logits at byte `offset` of `logits` into `encoder`. When the caller
+    /// submits the encoder, [`GpuSampler::output_buffer`] receives the
+    /// tokens and the state on the device advances (SPEC step 12).
+    ///
+    /// Parameter and state changes made since the last call are uploaded
+    /// through the queue (they land before the next submission), so
+    /// record and submit one step at a time when they change.
+    ///
+    /// Errors (nothing is recorded): batch 0 or above `max_batch`, an
+    /// offset not a multiple of 4, a buffer too small or without `STORAGE`
+    /// usage, a binding beyond `max_storage_buffer_binding_size`, or a row
+    /// with penalties at its `max_seen_tokens` capacity.
+    pub fn record(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        logits: &wgpu::Buffer,
+        offset: u64,
+        dtype: DType,
+        batch: u32,
+    ) -> Result<()> {
+        let device = self.ctx.device.clone();
+        let limits = device.limits();
+        if batch == 0 || batch > self.cfg.max_batch {
+            return Err(Error::Shape(format!(
+                "batch {batch} must be between 1 and the sampler's max_batch ({})",
+                self.cfg.max_batch
+            )));
+        }
+        if !logits.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::Gpu(format!(
+                "the logits buffer needs STORAGE usage (it has {:?})",
+                logits.usage()
+            )));
+        }
+        if offset % 4 != 0 {
+            return Err(Error::Shape(format!("logits offset {offset} is not a multiple of 4 bytes")));
+        }
+        let v = u64::from(self.cfg.vocab);
+        let data = u64::from(batch) * v * dtype.size();
+        let end = offset + data;
+        if end > logits.size() {
+            return Err(Error::Shape(format!(
+                "logits [{batch}, {v}] {dtype:?} at byte offset {offset} need {end} bytes, the buffer has {}",
+                logits.size()
+            )));
+        }
+        let align = u64::from(limits.min_storage_buffer_offset_alignment.max(4));
+        let bind_off = offset - offset % align;
+        let bind_size = (end - bind_off).next_multiple_of(4);
+        if bind_off + bind_size > logits.size() {
+            return Err(Error::Shape(format!(
+                "logits of {dtype:?} must end on a 4-byte boundary of the buffer ({} bytes needed, {} present)",
+                bind_off + bind_size,
+                logits.size()
+            )));
+        }
+        if bind_size > limits.max_storage_buffer_binding_size {
+            return Err(Error::Gpu(format!(
+                "logits [{batch}, {v}] {dtype:?} need a {bind_size}-byte binding, more than this \
+                 device's max_storage_buffer_binding_size ({}); sample the batch in smaller parts",
+                limits.max_storage_buffer_binding_size
+            )));
+        }
+        let rows = batch as usize;
+        for r in 0..rows {
+            if self.params[r].penalties_active() && self.steps_bound[r] >= u64::from(self.cfg.max_seen_tokens) {
+                return Err(self.capacity_error(r));
+            }
+        }
+        if self.dirty {
+            self.upload_params()?;
+        }
+        let flags = &self.flags[..rows];
+        let any = |f: u32| flags.iter().any(|&x| x & f != 0);
+        let modified = any(FLAG_MODIFIED);
+        if modified && self.z_buf.is_none() {
+            let bytes = u64::from(self.cfg.max_batch) * v * 4;
+            check_buffer_size(&device, "the work buffer for masks, bias and penalties", bytes)?;
+            if bytes > limits.max_storage_buffer_binding_size {
+                return Err(Error::Gpu(format!(
+                    "masks, bias and penalties need a [max_batch, V] f32 work buffer of {bytes} bytes, \
+                     more than this device's max_storage_buffer_binding_size ({}); lower max_batch",
+                    limits.max_storage_buffer_binding_size
+                )));
+            }
+            self.z_buf = Some(storage(&device, "wgsample z", bytes, wgpu::BufferUsages::empty()));
+        }
+        let base = ((offset - bind_off) / dtype.size()) as u32;
+        let mut dims = [0u8; (DIMS_STRIDE * 8) as usize];
+        for pass_id in 0..8u32 {
+            let d = Dims {
+                batch,
+                vocab: self.cfg.vocab,
+                chunks: self.chunks,
+                dtype: dtype.code(),
+                pass_id,
+                cap: self.cfg.max_seen_tokens,
+                logits_off: base,
+                max_batch: self.cfg.max_batch,
+            };
+            let at = (u64::from(pass_id) * DIMS_STRIDE) as usize;
+            dims[at..at + 32].copy_from_slice(bytemuck::bytes_of(&d));
+        }
+        self.ctx.queue.write_buffer(&self.dims_buf, 0, &dims);
+        for s in &mut self.steps_bound[..rows] {
+            *s += 1;
+        }
+        self.last_batch = batch;
+        let z = self.z_buf.as_ref().unwrap_or(&self.dummy_z);
+        scoped(&device, "recording the sampling passes", || {
+            let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("wgsample sampler"),
+                layout: &self.layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &self.dims_buf,
+                            offset: 0,
+                            size: wgpu::BufferSize::new(32),
+                        }),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: logits,
+                            offset: bind_off,
+                            size: wgpu::BufferSize::new(bind_size),
+                        }),
+                    },
+                    wgpu::BindGroupEntry { binding: 2, resource: z.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 3, resource: self.params_buf.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 4, resource: self.lists_buf.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 5, resource: self.state_buf.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 6, resource: self.scratch_buf.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 7, resource: self.hist_buf.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 8, resource: self.out_buf.as_entire_binding() },
+                ],
+            });
+            let mut plan: Vec<(usize, u32)> = Vec::new();
+            if modified {
+                plan.push((idx::PREP, 0));
+                plan.push((idx::SPARSE, 0));
+            }
+            plan.push((idx::REDUCE, 0));
+            plan.push((idx::MERGE, 0));
+            if any(FLAG_TOP_K) {
+                for d in 0..4 {
+                    plan.push((idx::HIST, d));
+                    plan.push((idx::PICK, d));
+                }
+            }
+            if any(FLAG_TOP_P) {
+                for d in 4..8 {
+                    plan.push((idx::HIST, d));
+                    plan.push((idx::PICK, d));
+                }
+            }
+            if any(FILTERS) {
+                plan.push((idx::GUMBEL, 0));
+                plan.push((idx::FINALIZE, 0));
+            }
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("wgsample sample"),
+                timestamp_writes: None,
+            });
+            for (p, pass_id) in plan {
+                pass.set_pipeline(&self.pipelines[p]);
+                pass.set_bind_group(0, &bg, &[(u64::from(pass_id) * DIMS_STRIDE) as u32]);
+                let x = match ALL[p].grid {
+                    Grid::PerChunk => self.chunks,
+                    Grid::PerRow => 1,
+                };
+                pass.dispatch_workgroups(x, batch, 1);
+            }
+            Ok(())
+        })
+    }
+
+    /// The buffer the passes write their results to: `B` token ids (u32,
+    /// `NO_TOKEN` for rows without a token), then `B` logprobs (f32), then
+    /// `B` status codes (u32, see [`Status::code`]), `B` being the batch of
+    /// the last [`GpuSampler::record`]. The first `4 B` bytes can feed the
+    /// model's next step directly.
+    pub fn output_buffer(&self) -> &wgpu::Buffer {
+        &self.out_buf
+    }
+
+    /// Submits `encoder` (which must hold this sampler's recorded passes),
+    /// then reads back only the `B` row results (12 bytes a row). Blocks.
+    pub fn submit_and_read(&self, encoder: wgpu::CommandEncoder) -> Result<Vec<RowOutput>> {
+        let b = self.last_batch;
+        let bytes = scoped(&self.ctx.device, "reading the sampled tokens", || {
+            submit_and_read(&self.ctx, encoder, &self.out_buf, u64::from(b) * 12)
+        })?;
+        decode_outputs(&bytes, b as usize)
+    }
+
+    /// Records, submits and reads back one sampling step over rows
+    /// `0..batch` of `logits` (see [`GpuSampler::record`]). Blocks.
+    pub fn sample(
+        &mut self,
+        logits: &wgpu::Buffer,
+        offset: u64,
+        dtype: DType,
+        batch: u32,
+    ) -> Result<Vec<RowOutput>> {
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgsample step") });
+        self.record(&mut encoder, logits, offset, dtype, batch)?;
+        self.submit_and_read(encoder)
+    }
+
+    /// The async form of [`GpuSampler::sample`]: resolves when the row
+    /// results are mapped (polls the device without blocking, so it also
+    /// works where blocking is not allowed, such as a browser).
+    pub async fn sample_async(
+        &mut self,
+        logits: &wgpu::Buffer,
+        offset: u64,
+        dtype: DType,
+        batch: u32,
+    ) -> Result<Vec<RowOutput>> {
+        let device = self.ctx.device.clone();
+        let mut encoder =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgsample step") });
+        self.record(&mut encoder, logits, offset, dtype, batch)?;
+        let size = u64::from(batch) * 12;
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgsample readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        encoder.copy_buffer_to_buffer(&self.out_buf, 0, &staging, 0, size);
+        self.ctx.queue.submit([encoder.finish()]);
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let s2 = slot.clone();
+        staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
+            if let Ok(mut g) = s2.lock() {
+                *g = Some(r);
+            }
+        });
+        let mapped = MapFuture { device: device.clone(), slot }.await;
+        mapped.map_err(|e| Error::Gpu(format!("mapping the read-back buffer: {e}")))?;
+        let bytes = staging
+            .get_mapped_range(0..size)
+            .map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")))?
+            .to_vec();
+        staging.unmap();
+        decode_outputs(&bytes, batch as usize)
+    }
+
+    /// Uploads host logits (`Logits` of `batch * V` values) and samples
+    /// them: a convenience for tools and tests; engines keep their logits
+    /// on the GPU and call [`GpuSampler::sample`] or [`GpuSampler::record`].
+    pub fn sample_host(&mut self, logits: Logits<'_>, batch: u32) -> Result<Vec<RowOutput>> {
+        let v = self.cfg.vocab as usize;
+        if Some(logits.len()) != (batch as usize).checked_mul(v) {
+            return Err(Error::Shape(format!(
+                "{} logits do not form a [{batch}, {v}] batch",
+                logits.len()
+            )));
+        }
+        let (bytes, dtype): (Vec<u8>, DType) = match logits {
+            Logits::F32(x) => (bytemuck::cast_slice(x).to_vec(), DType::F32),
+            Logits::F16(x) => (x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(), DType::F16),
+            Logits::Bf16(x) => (x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(), DType::Bf16),
+        };
+        let size = (bytes.len() as u64).next_multiple_of(4).max(4);
+        check_buffer_size(&self.ctx.device, "the logits upload", size)?;
+        if self.upload.as_ref().is_none_or(|b| b.size() < size) {
+            self.upload = Some(storage(&self.ctx.device, "wgsample logits upload", size, wgpu::BufferUsages::empty()));
+        }
+        let up = self.upload.clone().expect("created above");
+        let mut padded = bytes;
+        padded.resize(size as usize, 0);
+        self.ctx.queue.write_buffer(&up, 0, &padded);
+        self.sample(&up, 0, dtype, batch)
+    }
+
+    /// Reads row `row`'s decode state back from the device (prompt from
+    /// the host copy; counts, generated length and step from the GPU).
+    pub fn read_state(&self, row: usize) -> Result<RowState> {
+        self.check_row(row)?;
+        let device = &self.ctx.device;
+        let size = self.state_buf.size();
+        let bytes = scoped(device, "reading the row state", || {
+            let enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            submit_and_read(&self.ctx, enc, &self.state_buf, size)
+        })?;
+        let w: &[u32] = bytemuck::cast_slice(&bytes);
+        let b = self.cfg.max_batch as usize;
+        let cap = self.cfg.max_seen_tokens as usize;
+        let h = &w[row * 4..row * 4 + 4];
+        let len = (h[3] as usize).min(cap);
+        let toks = &w[b * 4 + row * cap..][..len];
+        let cnts = &w[b * 4 + b * cap + row * cap..][..len];
+        let mut out = Vec::new();
+        for (&t, &c) in toks.iter().zip(cnts) {
+            out.extend(std::iter::repeat_n(t, c as usize));
+        }
+        let mut st = RowState::with_output(&self.prompts[row], &out);
+        // with_output counts n from the list; the device's n is authoritative.
+        debug_assert_eq!(st.generated_len() as usize, out.len());
+        st.step = u64::from(h[1]) | (u64::from(h[2]) << 32);
+        Ok(st)
+    }
+}
+
+/// Decodes `batch` row results from the output layout.
+fn decode_outputs(bytes: &[u8], batch: usize) -> Result<Vec<RowOutput>> {
+    let w: &[u32] = bytemuck::try_cast_slice(bytes)
+        .map_err(|e| Error::Gpu(format!("read-back of {} bytes: {e}", bytes.len())))?;
+    if w.len() < batch * 3 {
+        return Err(Error::Gpu(format!("read back {} words, expected {}", w.len(), batch * 3)));
+    }
+    (0..batch)
+        .map(|r| {
+            let status = Status::from_code(w[2 * batch + r])
+                .ok_or_else(|| Error::Gpu(format!("row {r}: unknown status code {}", w[2 * batch + r])))?;
+            Ok(RowOutput {
+                token: w[r],
+                logprob: f32::from_bits(w[batch + r]),
+                status,
+            })
+        })
+        .collect()
+}
+
+/// A future that resolves once a `map_async` callback filled `slot`,
+/// polling the device without blocking in between.
+struct MapFuture {
+    device: wgpu::Device,
+    slot: std::sync::Arc<std::sync::Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>>,
+}
+
+impl std::future::Future for MapFuture {
+    type Output = std::result::Result<(), wgpu::BufferAsyncError>;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        if let Ok(mut g) = self.slot.lock()
+            && let Some(r) = g.take()
+        {
+            return std::task::Poll::Ready(r);
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
