@@ -49,7 +49,6 @@ use crate::params::allowed_mask;
 use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status};
 use passes::{ALL, Grid, idx};
 
-
 /// Element type of the logits buffer. f16 and bf16 are read as packed u32
 /// words (two values per word, the lower address in the low half), so no
 /// optional device feature is needed.
@@ -193,7 +192,12 @@ pub struct GpuSampler {
     last_batch: u32,
 }
 
-fn storage(device: &wgpu::Device, label: &str, bytes: u64, extra: wgpu::BufferUsages) -> wgpu::Buffer {
+fn storage(
+    device: &wgpu::Device,
+    label: &str,
+    bytes: u64,
+    extra: wgpu::BufferUsages,
+) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: bytes.max(16).next_multiple_of(4),
@@ -236,6 +240,13 @@ impl GpuSampler {
                 cfg.max_batch, limits.max_compute_workgroups_per_dimension
             )));
         }
+        if limits.max_storage_buffers_per_shader_stage < 8 {
+            return Err(Error::Gpu(format!(
+                "the sampler binds 8 storage buffers, more than this device's \
+                 max_storage_buffers_per_shader_stage ({}); request WebGPU's default limits",
+                limits.max_storage_buffers_per_shader_stage
+            )));
+        }
         if u64::from(cfg.vocab) + u64::from(CHUNK) > u64::from(u32::MAX) {
             return Err(Error::Shape(format!("vocab {} is too large", cfg.vocab)));
         }
@@ -244,7 +255,10 @@ impl GpuSampler {
         let cap = u64::from(cfg.max_seen_tokens.max(1));
         let sizes = [
             ("the per-row state", (b * 4 + 2 * b * cap) * 4),
-            ("the scratch buffer", (b * ROW_WORDS + b * u64::from(chunks) * PART_WORDS) * 4),
+            (
+                "the scratch buffer",
+                (b * ROW_WORDS + b * u64::from(chunks) * PART_WORDS) * 4,
+            ),
             ("the histograms", b * 256 * 3 * 4),
         ];
         for (what, bytes) in sizes {
@@ -301,7 +315,12 @@ impl GpuSampler {
                 }),
                 params_buf: storage(device, "wgsample params", b * 96, none),
                 lists_buf: storage(device, "wgsample lists", 16, none),
-                state_buf: storage(device, "wgsample state", sizes[0].1, wgpu::BufferUsages::COPY_SRC),
+                state_buf: storage(
+                    device,
+                    "wgsample state",
+                    sizes[0].1,
+                    wgpu::BufferUsages::COPY_SRC,
+                ),
                 scratch_buf: storage(device, "wgsample scratch", sizes[1].1, none),
                 hist_buf: storage(device, "wgsample hist", sizes[2].1, none),
                 out_buf: storage(device, "wgsample out", b * 12, wgpu::BufferUsages::COPY_SRC),
@@ -335,7 +354,8 @@ impl GpuSampler {
     pub fn set_params(&mut self, row: usize, params: &SamplingParams) -> Result<()> {
         self.check_row(row)?;
         params.validate(row, self.cfg.vocab as usize)?;
-        if params.penalties_active() && self.steps_bound[row] >= u64::from(self.cfg.max_seen_tokens) {
+        if params.penalties_active() && self.steps_bound[row] >= u64::from(self.cfg.max_seen_tokens)
+        {
             return Err(self.capacity_error(row));
         }
         self.params[row] = params.clone();
@@ -371,7 +391,11 @@ impl GpuSampler {
         if !seen.is_empty() {
             let toks: Vec<u32> = seen.iter().map(|s| s.0).collect();
             let cnts: Vec<u32> = seen.iter().map(|s| s.1).collect();
-            q.write_buffer(&self.state_buf, (b * 4 + r * capw) * 4, bytemuck::cast_slice(&toks));
+            q.write_buffer(
+                &self.state_buf,
+                (b * 4 + r * capw) * 4,
+                bytemuck::cast_slice(&toks),
+            );
             q.write_buffer(
                 &self.state_buf,
                 (b * 4 + b * capw + r * capw) * 4,
@@ -441,7 +465,11 @@ impl GpuSampler {
                 temperature: p.temperature,
                 top_k: p.top_k,
                 top_p: p.top_p,
-                ln_min_p: if p.min_p > 0.0 { crate::cpu::min_p_log(p.min_p) } else { 0.0 },
+                ln_min_p: if p.min_p > 0.0 {
+                    crate::cpu::min_p_log(p.min_p)
+                } else {
+                    0.0
+                },
                 rep: p.repetition_penalty,
                 presence: p.presence_penalty,
                 freq: p.frequency_penalty,
@@ -490,7 +518,12 @@ impl GpuSampler {
             )));
         }
         if self.lists_buf.size() < bytes {
-            self.lists_buf = storage(device, "wgsample lists", bytes.next_power_of_two(), wgpu::BufferUsages::empty());
+            self.lists_buf = storage(
+                device,
+                "wgsample lists",
+                bytes.next_power_of_two(),
+                wgpu::BufferUsages::empty(),
+            );
         }
         let q = &self.ctx.queue;
         q.write_buffer(&self.params_buf, 0, bytemuck::cast_slice(&gpu));
@@ -537,7 +570,9 @@ impl GpuSampler {
             )));
         }
         if offset % 4 != 0 {
-            return Err(Error::Shape(format!("logits offset {offset} is not a multiple of 4 bytes")));
+            return Err(Error::Shape(format!(
+                "logits offset {offset} is not a multiple of 4 bytes"
+            )));
         }
         let v = u64::from(self.cfg.vocab);
         let data = u64::from(batch) * v * dtype.size();
@@ -567,7 +602,9 @@ impl GpuSampler {
         }
         let rows = batch as usize;
         for r in 0..rows {
-            if self.params[r].penalties_active() && self.steps_bound[r] >= u64::from(self.cfg.max_seen_tokens) {
+            if self.params[r].penalties_active()
+                && self.steps_bound[r] >= u64::from(self.cfg.max_seen_tokens)
+            {
                 return Err(self.capacity_error(r));
             }
         }
@@ -579,7 +616,11 @@ impl GpuSampler {
         let modified = any(FLAG_MODIFIED);
         if modified && self.z_buf.is_none() {
             let bytes = u64::from(self.cfg.max_batch) * v * 4;
-            check_buffer_size(&device, "the work buffer for masks, bias and penalties", bytes)?;
+            check_buffer_size(
+                &device,
+                "the work buffer for masks, bias and penalties",
+                bytes,
+            )?;
             if bytes > limits.max_storage_buffer_binding_size {
                 return Err(Error::Gpu(format!(
                     "masks, bias and penalties need a [max_batch, V] f32 work buffer of {bytes} bytes, \
@@ -587,7 +628,12 @@ impl GpuSampler {
                     limits.max_storage_buffer_binding_size
                 )));
             }
-            self.z_buf = Some(storage(&device, "wgsample z", bytes, wgpu::BufferUsages::empty()));
+            self.z_buf = Some(storage(
+                &device,
+                "wgsample z",
+                bytes,
+                wgpu::BufferUsages::empty(),
+            ));
         }
         let base = ((offset - bind_off) / dtype.size()) as u32;
         let mut dims = [0u8; (DIMS_STRIDE * 8) as usize];
@@ -632,13 +678,34 @@ impl GpuSampler {
                             size: wgpu::BufferSize::new(bind_size),
                         }),
                     },
-                    wgpu::BindGroupEntry { binding: 2, resource: z.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 3, resource: self.params_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 4, resource: self.lists_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 5, resource: self.state_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 6, resource: self.scratch_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 7, resource: self.hist_buf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 8, resource: self.out_buf.as_entire_binding() },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: z.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: self.params_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: self.lists_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 5,
+                        resource: self.state_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 6,
+                        resource: self.scratch_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 7,
+                        resource: self.hist_buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 8,
+                        resource: self.out_buf.as_entire_binding(),
+                    },
                 ],
             });
             let mut plan: Vec<(usize, u32)> = Vec::new();
@@ -712,7 +779,9 @@ impl GpuSampler {
         let mut encoder = self
             .ctx
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgsample step") });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wgsample step"),
+            });
         self.record(&mut encoder, logits, offset, dtype, batch)?;
         self.submit_and_read(encoder)
     }
@@ -728,8 +797,9 @@ impl GpuSampler {
         batch: u32,
     ) -> Result<Vec<RowOutput>> {
         let device = self.ctx.device.clone();
-        let mut encoder =
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgsample step") });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("wgsample step"),
+        });
         self.record(&mut encoder, logits, offset, dtype, batch)?;
         let size = u64::from(batch) * 12;
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
@@ -747,7 +817,11 @@ impl GpuSampler {
                 *g = Some(r);
             }
         });
-        let mapped = MapFuture { device: device.clone(), slot }.await;
+        let mapped = MapFuture {
+            device: device.clone(),
+            slot,
+        }
+        .await;
         mapped.map_err(|e| Error::Gpu(format!("mapping the read-back buffer: {e}")))?;
         let bytes = staging
             .get_mapped_range(0..size)
@@ -770,13 +844,24 @@ impl GpuSampler {
         }
         let (bytes, dtype): (Vec<u8>, DType) = match logits {
             Logits::F32(x) => (bytemuck::cast_slice(x).to_vec(), DType::F32),
-            Logits::F16(x) => (x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(), DType::F16),
-            Logits::Bf16(x) => (x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(), DType::Bf16),
+            Logits::F16(x) => (
+                x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
+                DType::F16,
+            ),
+            Logits::Bf16(x) => (
+                x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
+                DType::Bf16,
+            ),
         };
         let size = (bytes.len() as u64).next_multiple_of(4).max(4);
         check_buffer_size(&self.ctx.device, "the logits upload", size)?;
         if self.upload.as_ref().is_none_or(|b| b.size() < size) {
-            self.upload = Some(storage(&self.ctx.device, "wgsample logits upload", size, wgpu::BufferUsages::empty()));
+            self.upload = Some(storage(
+                &self.ctx.device,
+                "wgsample logits upload",
+                size,
+                wgpu::BufferUsages::empty(),
+            ));
         }
         let up = self.upload.clone().expect("created above");
         let mut padded = bytes;
@@ -792,7 +877,8 @@ impl GpuSampler {
         let device = &self.ctx.device;
         let size = self.state_buf.size();
         let bytes = scoped(device, "reading the row state", || {
-            let enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            let enc =
+                device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
             submit_and_read(&self.ctx, enc, &self.state_buf, size)
         })?;
         let w: &[u32] = bytemuck::cast_slice(&bytes);
@@ -819,12 +905,17 @@ fn decode_outputs(bytes: &[u8], batch: usize) -> Result<Vec<RowOutput>> {
     let w: &[u32] = bytemuck::try_cast_slice(bytes)
         .map_err(|e| Error::Gpu(format!("read-back of {} bytes: {e}", bytes.len())))?;
     if w.len() < batch * 3 {
-        return Err(Error::Gpu(format!("read back {} words, expected {}", w.len(), batch * 3)));
+        return Err(Error::Gpu(format!(
+            "read back {} words, expected {}",
+            w.len(),
+            batch * 3
+        )));
     }
     (0..batch)
         .map(|r| {
-            let status = Status::from_code(w[2 * batch + r])
-                .ok_or_else(|| Error::Gpu(format!("row {r}: unknown status code {}", w[2 * batch + r])))?;
+            let status = Status::from_code(w[2 * batch + r]).ok_or_else(|| {
+                Error::Gpu(format!("row {r}: unknown status code {}", w[2 * batch + r]))
+            })?;
             Ok(RowOutput {
                 token: w[r],
                 logprob: f32::from_bits(w[batch + r]),
@@ -843,7 +934,10 @@ struct MapFuture {
 
 impl std::future::Future for MapFuture {
     type Output = std::result::Result<(), wgpu::BufferAsyncError>;
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
         let _ = self.device.poll(wgpu::PollType::Poll);
         if let Ok(mut g) = self.slot.lock()
             && let Some(r) = g.take()
@@ -854,4 +948,3 @@ impl std::future::Future for MapFuture {
         std::task::Poll::Pending
     }
 }
-

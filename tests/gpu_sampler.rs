@@ -1,0 +1,416 @@
+//! The GPU sampling pipeline against the CPU backend (the contract's
+//! reference, itself checked against the naive oracle in cpu_oracle.rs).
+//! Runs on whatever adapter `open_device` finds (lavapipe here and in CI);
+//! with no adapter at all the tests fail and say how to install a driver.
+
+mod oracle;
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use wgsample::gpu::{DType, GpuContext, GpuSampler, INSTALL_HINT, SamplerConfig, open_device};
+use wgsample::{CpuSampler, Error, Logits, NO_TOKEN, RowOutput, RowState, SamplingParams, Status};
+
+fn ctx() -> GpuContext {
+    open_device().unwrap_or_else(|e| panic!("GPU tests need a wgpu adapter: {e}. To get one, {INSTALL_HINT}"))
+}
+
+/// `n` values of `scale * N(0, 1)` (Box-Muller), some -inf when `holes`.
+fn logits(rng: &mut StdRng, n: usize, scale: f32, holes: bool) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            if holes && rng.random_bool(0.02) {
+                return f32::NEG_INFINITY;
+            }
+            let u1: f32 = rng.random_range(1e-7..1.0);
+            let u2: f32 = rng.random();
+            scale * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+        })
+        .collect()
+}
+
+fn random_params(rng: &mut StdRng, v: usize) -> SamplingParams {
+    let mut p = SamplingParams { seed: rng.random(), ..Default::default() };
+    let tok = |rng: &mut StdRng| rng.random_range(0..v as u32);
+    match rng.random_range(0..10) {
+        0 => p.temperature = 0.0,
+        1..=3 => p.temperature = rng.random_range(0.3..1.7),
+        _ => {}
+    }
+    if rng.random_bool(0.35) {
+        p.top_k = match rng.random_range(0..4) {
+            0 => 1,
+            1 => rng.random_range(1..=50.min(v as u32)),
+            2 => rng.random_range(1..=v as u32),
+            _ => v as u32,
+        };
+    }
+    if rng.random_bool(0.35) {
+        p.top_p = rng.random_range(0.05..1.0);
+    }
+    if rng.random_bool(0.25) {
+        p.min_p = rng.random_range(0.0..0.5);
+    }
+    if rng.random_bool(0.3) {
+        p.repetition_penalty = rng.random_range(0.7..1.6);
+    }
+    if rng.random_bool(0.3) {
+        p.frequency_penalty = rng.random_range(-0.5..1.0);
+        p.presence_penalty = rng.random_range(-0.5..1.0);
+    }
+    if rng.random_bool(0.2) {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..rng.random_range(1..6) {
+            let t = tok(rng);
+            if seen.insert(t) {
+                p.logit_bias.push((t, rng.random_range(-5.0..5.0)));
+            }
+        }
+    }
+    if rng.random_bool(0.2) {
+        p.banned_tokens = (0..rng.random_range(1..5)).map(|_| tok(rng)).collect();
+    }
+    if rng.random_bool(0.15) {
+        let keep = rng.random_range(0.05..1.0);
+        let allowed: Vec<u32> = (0..v as u32).filter(|_| rng.random_bool(keep)).collect();
+        p.allowed_tokens = Some(wgsample::allowed_mask(v, &allowed).unwrap());
+    }
+    if rng.random_bool(0.2) {
+        p.eos_token_ids = vec![tok(rng)];
+        p.min_new_tokens = rng.random_range(0..4);
+    }
+    p
+}
+
+fn random_state(rng: &mut StdRng, v: usize) -> RowState {
+    if rng.random_bool(0.4) {
+        return RowState::default();
+    }
+    let prompt: Vec<u32> = (0..rng.random_range(0..20)).map(|_| rng.random_range(0..v as u32)).collect();
+    let out: Vec<u32> = (0..rng.random_range(0..12)).map(|_| rng.random_range(0..v as u32)).collect();
+    let mut s = RowState::with_output(&prompt, &out);
+    s.step = rng.random_range(0..1000);
+    s
+}
+
+/// Compares a GPU row with the CPU row; on a mismatch asks the oracle
+/// whether the row is at one of SPEC's knife edges (returns Ok(true)).
+fn agree(gpu: &RowOutput, cpu: &RowOutput, row: &[f32], p: &SamplingParams, st: &RowState) -> Result<bool, String> {
+    let lp_ok = if cpu.status == Status::Ok {
+        (gpu.logprob - cpu.logprob).abs() <= 1e-5 * cpu.logprob.abs().max(1.0)
+    } else {
+        gpu.logprob.is_nan()
+    };
+    if gpu.token == cpu.token && gpu.status == cpu.status && lp_ok {
+        return Ok(false);
+    }
+    let want = oracle::oracle_row(row, p, &oracle::OracleState::from_row_state(st));
+    if gpu.status == cpu.status && want.knife() {
+        return Ok(true);
+    }
+    Err(format!("gpu {gpu:?} cpu {cpu:?} params {p:?} (oracle token {}, knife {:?}/{:?})",
+        want.token, want.filter_knife, want.sample_knife))
+}
+
+#[test]
+fn agreement_200_random_configurations() {
+    let ctx = ctx();
+    let mut rng = StdRng::seed_from_u64(0x5eed);
+    let vocabs = [1usize, 2, 7, 1000, 32000, 128256, 151936, 262144];
+    let (mut rows, mut knives) = (0usize, 0usize);
+    let mut samplers: Vec<Option<GpuSampler>> = (0..vocabs.len()).map(|_| None).collect();
+    let mut cpu = CpuSampler::new();
+    for config in 0..200 {
+        let vi = rng.random_range(0..vocabs.len());
+        let v = vocabs[vi];
+        // Keep each batch under ~1.2M logits so lavapipe stays quick.
+        let max_b = (1_200_000 / v).clamp(1, 64);
+        let b = rng.random_range(1..=max_b);
+        let s = samplers[vi].get_or_insert_with(|| GpuSampler::new(&ctx, SamplerConfig::new(64, v as u32)).unwrap());
+        let scale = [0.5f32, 1.0, 3.0, 8.0][rng.random_range(0..4)];
+        let holes = rng.random_bool(0.3);
+        let x = logits(&mut rng, b * v, scale, holes);
+        let params: Vec<SamplingParams> = (0..b).map(|_| random_params(&mut rng, v)).collect();
+        let mut states: Vec<RowState> = (0..b).map(|_| random_state(&mut rng, v)).collect();
+        for r in 0..b {
+            s.set_params(r, &params[r]).unwrap();
+            s.set_state(r, &states[r]).unwrap();
+        }
+        let before = states.clone();
+        let g = s.sample_host(Logits::F32(&x), b as u32).unwrap();
+        let c = cpu.sample(Logits::F32(&x), v, &params, &mut states).unwrap();
+        for r in 0..b {
+            rows += 1;
+            match agree(&g[r], &c[r], &x[r * v..(r + 1) * v], &params[r], &before[r]) {
+                Ok(k) => knives += k as usize,
+                Err(e) => panic!("config {config} (B {b}, V {v}) row {r}: {e}"),
+            }
+        }
+    }
+    eprintln!("{rows} rows agreed, {knives} at SPEC knife edges");
+    assert!(knives * 100 <= rows, "too many knife edges: {knives} of {rows}");
+}
+
+#[test]
+fn f16_and_bf16_inputs_agree() {
+    let ctx = ctx();
+    let mut rng = StdRng::seed_from_u64(7);
+    let (b, v) = (5usize, 3000usize);
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(8, v as u32)).unwrap();
+    let mut cpu = CpuSampler::new();
+    let x = logits(&mut rng, b * v, 3.0, true);
+    let params: Vec<SamplingParams> = (0..b).map(|_| random_params(&mut rng, v)).collect();
+    for (r, p) in params.iter().enumerate() {
+        s.set_params(r, p).unwrap();
+    }
+    let h: Vec<half::f16> = x.iter().map(|&f| half::f16::from_f32(f)).collect();
+    let bh: Vec<half::bf16> = x.iter().map(|&f| half::bf16::from_f32(f)).collect();
+    for logits in [Logits::F16(&h), Logits::Bf16(&bh)] {
+        let mut states = vec![RowState::default(); b];
+        for r in 0..b {
+            s.set_state(r, &states[r]).unwrap();
+        }
+        let g = s.sample_host(logits, b as u32).unwrap();
+        let c = cpu.sample(logits, v, &params, &mut states).unwrap();
+        let widened: Vec<f32> = match logits {
+            Logits::F16(h) => h.iter().map(|x| x.to_f32()).collect(),
+            Logits::Bf16(h) => h.iter().map(|x| x.to_f32()).collect(),
+            Logits::F32(x) => x.to_vec(),
+        };
+        for r in 0..b {
+            agree(&g[r], &c[r], &widened[r * v..(r + 1) * v], &params[r], &RowState::default()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn decode_loop_200_steps_matches_cpu() {
+    let ctx = ctx();
+    let mut rng = StdRng::seed_from_u64(99);
+    let (b, v) = (6usize, 1000usize);
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(8, v as u32)).unwrap();
+    let params = vec![
+        SamplingParams { seed: 1, repetition_penalty: 1.3, ..Default::default() },
+        SamplingParams { seed: 2, frequency_penalty: 0.4, presence_penalty: 0.3, top_k: 40, temperature: 0.9, ..Default::default() },
+        SamplingParams { seed: 3, top_p: 0.9, min_p: 0.02, ..Default::default() },
+        SamplingParams { temperature: 0.0, frequency_penalty: 0.7, ..Default::default() },
+        SamplingParams { seed: 5, eos_token_ids: vec![3], min_new_tokens: 150, logit_bias: vec![(3, 6.0)], ..Default::default() },
+        SamplingParams { seed: 6, top_k: 5, top_p: 0.7, repetition_penalty: 0.8, presence_penalty: 1.0, ..Default::default() },
+    ];
+    let mut states: Vec<RowState> = (0..b).map(|r| RowState::new(&[r as u32, 10, 20, 30])).collect();
+    for r in 0..b {
+        s.set_params(r, &params[r]).unwrap();
+        s.set_state(r, &states[r]).unwrap();
+    }
+    let mut cpu = CpuSampler::new();
+    let mut knives = 0;
+    for step in 0..200 {
+        let x = logits(&mut rng, b * v, 2.0, false);
+        let before = states.clone();
+        let g = s.sample_host(Logits::F32(&x), b as u32).unwrap();
+        let c = cpu.sample(Logits::F32(&x), v, &params, &mut states).unwrap();
+        for r in 0..b {
+            match agree(&g[r], &c[r], &x[r * v..(r + 1) * v], &params[r], &before[r]) {
+                Ok(false) => {}
+                Ok(true) => {
+                    // Resynchronise the GPU row with the CPU after a knife edge.
+                    knives += 1;
+                    s.set_state(r, &states[r]).unwrap();
+                }
+                Err(e) => panic!("step {step} row {r}: {e}"),
+            }
+        }
+    }
+    assert!(knives <= 3, "{knives} knife edges in 1200 row-steps");
+    for r in 0..b {
+        let dev = s.read_state(r).unwrap();
+        assert_eq!(dev.step, states[r].step, "row {r} step");
+        assert_eq!(dev.generated_len(), states[r].generated_len(), "row {r} n");
+        assert_eq!(dev.output_counts().collect::<Vec<_>>(), states[r].output_counts().collect::<Vec<_>>(), "row {r} counts");
+    }
+    // Row 4: EOS (token 3, heavily biased) appears first at step 150.
+    let n4 = states[4].output_count(3);
+    assert!(n4 > 0, "EOS never sampled after min_new_tokens");
+}
+
+#[test]
+fn batch_invariance_and_repeatability() {
+    let ctx = ctx();
+    let mut rng = StdRng::seed_from_u64(4242);
+    let v = 32000usize;
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(64, v as u32)).unwrap();
+    let configs = [
+        SamplingParams { seed: 11, ..Default::default() },
+        SamplingParams { seed: 12, top_k: 50, temperature: 0.8, ..Default::default() },
+        SamplingParams { seed: 13, top_p: 0.9, temperature: 0.8, ..Default::default() },
+        SamplingParams { seed: 14, min_p: 0.05, repetition_penalty: 1.2, ..Default::default() },
+    ];
+    let probe = logits(&mut rng, v, 3.0, false);
+    let state = RowState::with_output(&[1, 2, 3], &[5, 5, 9]);
+    for p in &configs {
+        // Alone.
+        s.set_params(0, p).unwrap();
+        s.set_state(0, &state).unwrap();
+        let alone = s.sample_host(Logits::F32(&probe), 1).unwrap()[0];
+        for pos in [0usize, 17, 63] {
+            let mut x = logits(&mut rng, 64 * v, 3.0, false);
+            x[pos * v..(pos + 1) * v].copy_from_slice(&probe);
+            for r in 0..64 {
+                if r == pos {
+                    s.set_params(r, p).unwrap();
+                    s.set_state(r, &state).unwrap();
+                } else {
+                    s.set_params(r, &random_params(&mut rng, v)).unwrap();
+                    s.set_state(r, &random_state(&mut rng, v)).unwrap();
+                }
+            }
+            for _ in 0..2 {
+                s.set_state(pos, &state).unwrap();
+                let got = s.sample_host(Logits::F32(&x), 64).unwrap()[pos];
+                assert_eq!(got.token, alone.token, "{p:?} at position {pos}");
+                assert_eq!(got.logprob.to_bits(), alone.logprob.to_bits(), "{p:?} at position {pos}");
+            }
+        }
+    }
+}
+
+#[test]
+fn distribution_matches_filtered_distribution() {
+    let ctx = ctx();
+    let mut rng = StdRng::seed_from_u64(31337);
+    let v = 40usize;
+    let b = 64usize;
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(b as u32, v as u32)).unwrap();
+    let row = logits(&mut rng, v, 1.5, false);
+    let x: Vec<f32> = (0..b).flat_map(|_| row.iter().copied()).collect();
+    let state = RowState::with_output(&[0, 1], &[2, 2, 3]);
+    let configs = [
+        SamplingParams { temperature: 0.7, ..Default::default() },
+        SamplingParams::default(),
+        SamplingParams { temperature: 1.5, ..Default::default() },
+        SamplingParams { top_k: 10, ..Default::default() },
+        SamplingParams { top_p: 0.8, ..Default::default() },
+        SamplingParams { min_p: 0.1, ..Default::default() },
+        SamplingParams { top_k: 20, top_p: 0.9, min_p: 0.02, temperature: 0.9, ..Default::default() },
+        SamplingParams { repetition_penalty: 1.5, frequency_penalty: 0.5, top_p: 0.95, ..Default::default() },
+    ];
+    for (ci, p) in configs.iter().enumerate() {
+        let dist = wgsample::filtered_distribution(Logits::F32(&row), p, &state).unwrap();
+        let mut counts = vec![0u64; v];
+        let calls = 100;
+        for call in 0..calls {
+            for r in 0..b {
+                let mut pr = p.clone();
+                pr.seed = (ci * 1_000_000 + call * b + r) as u64;
+                s.set_params(r, &pr).unwrap();
+                s.set_state(r, &state).unwrap();
+            }
+            for o in s.sample_host(Logits::F32(&x), b as u32).unwrap() {
+                assert_eq!(o.status, Status::Ok);
+                assert!(dist.tokens.contains(&o.token), "config {ci}: token {} outside the filtered set", o.token);
+                counts[o.token as usize] += 1;
+            }
+        }
+        let n = (calls * b) as f64;
+        let observed: Vec<u64> = dist.tokens.iter().map(|&t| counts[t as usize]).collect();
+        let expected: Vec<f64> = dist.probs.iter().map(|&p| p as f64 * n).collect();
+        let (stat, df) = oracle::chi2_merged(&observed, &expected);
+        if df > 0 {
+            let q = oracle::chi2_quantile(df as f64, 3.090232);
+            assert!(stat < q, "config {ci}: chi-square {stat:.1} >= {q:.1} (df {df})");
+        }
+    }
+}
+
+#[test]
+fn bad_rows_are_reported_and_isolated() {
+    let ctx = ctx();
+    let v = 5000usize;
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(4, v as u32)).unwrap();
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut x = logits(&mut rng, 4 * v, 2.0, false);
+    x[v + 1234] = f32::NAN;
+    x[2 * v + 77] = f32::INFINITY;
+    let params = vec![
+        SamplingParams { seed: 1, top_p: 0.9, ..Default::default() },
+        SamplingParams { seed: 2, ..Default::default() },
+        SamplingParams { seed: 3, ..Default::default() },
+        SamplingParams { seed: 4, banned_tokens: (0..v as u32).collect(), ..Default::default() },
+    ];
+    for (r, p) in params.iter().enumerate() {
+        s.set_params(r, p).unwrap();
+        s.set_state(r, &RowState::default()).unwrap();
+    }
+    let g = s.sample_host(Logits::F32(&x), 4).unwrap();
+    let mut states = vec![RowState::default(); 4];
+    let c = CpuSampler::new().sample(Logits::F32(&x), v, &params, &mut states).unwrap();
+    assert_eq!(g[0].token, c[0].token);
+    assert_eq!(g[0].status, Status::Ok);
+    for (r, want) in [(1, Status::InvalidLogits), (2, Status::InvalidLogits), (3, Status::NoCandidates)] {
+        assert_eq!(g[r].status, want, "row {r}");
+        assert_eq!(g[r].token, NO_TOKEN);
+        assert!(g[r].logprob.is_nan());
+    }
+    // No state update for rows without a token.
+    assert_eq!(s.read_state(1).unwrap().step, 0);
+    assert_eq!(s.read_state(0).unwrap().step, 1);
+}
+
+#[test]
+fn bad_input_is_an_error_before_dispatch() {
+    let ctx = ctx();
+    let d = &ctx.device;
+    assert!(matches!(GpuSampler::new(&ctx, SamplerConfig::new(4, 0)), Err(Error::Shape(_))));
+    assert!(matches!(GpuSampler::new(&ctx, SamplerConfig::new(0, 10)), Err(Error::Shape(_))));
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(4, 1000)).unwrap();
+    let mk = |size: u64, usage| d.create_buffer(&wgpu::BufferDescriptor { label: None, size, usage, mapped_at_creation: false });
+    let small = mk(4 * 1000 * 2 - 4, wgpu::BufferUsages::STORAGE);
+    let e = s.sample(&small, 0, DType::F32, 2).unwrap_err();
+    assert!(e.to_string().contains("need"), "{e}");
+    let no_storage = mk(4 * 4000, wgpu::BufferUsages::COPY_DST);
+    let e = s.sample(&no_storage, 0, DType::F32, 1).unwrap_err();
+    assert!(e.to_string().contains("STORAGE"), "{e}");
+    let ok = mk(4 * 4000, wgpu::BufferUsages::STORAGE);
+    let e = s.sample(&ok, 0, DType::F32, 5).unwrap_err();
+    assert!(e.to_string().contains("max_batch"), "{e}");
+    let e = s.sample(&ok, 2, DType::F32, 1).unwrap_err();
+    assert!(e.to_string().contains("multiple of 4"), "{e}");
+    let e = s.sample(&ok, 0, DType::F32, 0).unwrap_err();
+    assert!(matches!(e, Error::Shape(_)), "{e}");
+    assert!(s.set_params(4, &SamplingParams::default()).is_err());
+    assert!(s.set_params(0, &SamplingParams { top_p: 0.0, ..Default::default() }).is_err());
+    assert!(s.set_params(0, &SamplingParams { banned_tokens: vec![1000], ..Default::default() }).is_err());
+    // The sampler still works after all of that, at an unaligned offset too.
+    let x: Vec<f32> = (0..3000).map(|i| (i % 997) as f32 * 0.01).collect();
+    let buf = wgpu::util::DeviceExt::create_buffer_init(d, &wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: bytemuck::cast_slice(&x),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    s.set_params(0, &SamplingParams::greedy()).unwrap();
+    let o = s.sample(&buf, 4 * 1000 + 4 * 7, DType::F32, 1).unwrap();
+    let want = (1007..2007).max_by(|&a, &b| x[a].total_cmp(&x[b]).then(b.cmp(&a))).unwrap() - 1007;
+    assert_eq!(o[0].token as usize, want);
+}
+
+#[test]
+fn binding_size_limit_is_refused_with_the_limit_named() {
+    // A device whose max_storage_buffer_binding_size is forced down to 1 MiB.
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+        .unwrap_or_else(|e| panic!("no adapter ({e}); {INSTALL_HINT}"));
+    let limits = wgpu::Limits { max_storage_buffer_binding_size: 1 << 20, ..wgpu::Limits::default() };
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        required_limits: limits,
+        ..Default::default()
+    }))
+    .unwrap();
+    let ctx = GpuContext::from_device(device, queue);
+    let v = 100_000u32;
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(4, v)).unwrap();
+    let x = vec![0.5f32; 4 * v as usize];
+    let e = s.sample_host(Logits::F32(&x), 4).unwrap_err();
+    assert!(e.to_string().contains("max_storage_buffer_binding_size"), "{e}");
+    // One row (400 kB) fits.
+    s.set_params(0, &SamplingParams::greedy()).unwrap();
+    let o = s.sample_host(Logits::F32(&x[..v as usize]), 1).unwrap();
+    assert_eq!(o[0].token, 0);
+}
