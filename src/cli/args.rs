@@ -421,8 +421,8 @@ Input:
                            like a decode loop: token counts and the random
                            step carry over; a row stops at the first step whose
                            status is not ok, keeping the tokens it got before
-  --backend cpu|gpu        sample: backend to run on (default cpu; the GPU
-                           sampling pipeline is not implemented yet)
+  --backend cpu|gpu        sample: backend to run on (default cpu; gpu falls
+                           back to cpu, saying so, when there is no adapter)
 
 Sampling parameters (the same for every row):
   --temperature F          0 = greedy argmax (default 1)

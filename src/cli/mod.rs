@@ -12,8 +12,9 @@
 //! ([`SamplingParams::validate`], [`RowState::validate`]); the CLI calls
 //! them before sampling and prints their messages unchanged.
 //!
-//! The GPU backend is not wired yet: [`sample_gpu`] is the one marked place
-//! that `--backend gpu` reaches, to be replaced when the pipeline lands.
+//! `--backend gpu` runs [`sample_gpu`]: the same loop on the wgpu sampler,
+//! with the state on the device (and the CPU backend, with a note on
+//! stderr, when the machine has no GPU adapter at all).
 
 pub mod args;
 pub mod json;
@@ -232,25 +233,75 @@ fn sample_cpu(
     Ok(rows)
 }
 
-// ---------------------------------------------------------------------------
-// GPU PIPELINE PLACEHOLDER: the one place `--backend gpu` reaches.
-//
-// Replace the body with the wgpu sampler's decode loop when src/gpu provides
-// it: same arguments and result as `sample_cpu`, one sampler call per step
-// over the whole batch, and `fold_step` for the stop rule, so that the two
-// backends print identical JSON for identical input.
-// ---------------------------------------------------------------------------
-/// Runs `steps` decode-loop steps on the GPU backend (not implemented yet:
-/// always a usage failure, exit code 2).
+/// Runs `steps` decode-loop steps on the GPU backend: the logits are
+/// uploaded once, the per-row state stays on the device between steps, and
+/// each step reads back only the `B` row results. With no GPU adapter at all
+/// it says so on stderr and runs the CPU backend instead (same contract,
+/// same output).
 fn sample_gpu(
-    _batch: &LogitBatch,
-    _params: &[SamplingParams],
-    _states: Vec<RowState>,
-    _steps: u32,
+    batch: &LogitBatch,
+    params: &[SamplingParams],
+    states: Vec<RowState>,
+    steps: u32,
 ) -> Result<Vec<SampledRow>, Failure> {
-    Err(Failure::usage(
-        "--backend gpu: the GPU sampling pipeline is not implemented yet (use --backend cpu)",
-    ))
+    use wgpu::util::DeviceExt as _;
+    use wgsample::gpu::{DType, GpuSampler, SamplerConfig};
+    let ctx = match wgsample::gpu::open_device() {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("wgsample: {e}; falling back to the CPU backend");
+            return sample_cpu(batch, params, states, steps);
+        }
+    };
+    let b = u32::try_from(batch.batch)
+        .map_err(|_| Failure::usage(format!("batch {} is too large", batch.batch)))?;
+    let v = u32::try_from(batch.vocab)
+        .map_err(|_| Failure::usage(format!("vocab {} is too large", batch.vocab)))?;
+    let mut cfg = SamplerConfig::new(b, v);
+    cfg.max_seen_tokens = cfg.max_seen_tokens.max(steps.saturating_add(
+        states.iter().map(|s| s.output_counts().count() as u32).max().unwrap_or(0),
+    ));
+    let mut sampler = GpuSampler::new(&ctx, cfg)?;
+    for (r, (p, s)) in params.iter().zip(&states).enumerate() {
+        sampler.set_params(r, p)?;
+        sampler.set_state(r, s)?;
+    }
+    let (bytes, dtype): (Vec<u8>, DType) = match batch.logits() {
+        wgsample::Logits::F32(x) => (bytemuck::cast_slice(x).to_vec(), DType::F32),
+        wgsample::Logits::F16(x) => (
+            x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
+            DType::F16,
+        ),
+        wgsample::Logits::Bf16(x) => (
+            x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
+            DType::Bf16,
+        ),
+    };
+    let mut padded = bytes;
+    padded.resize(padded.len().next_multiple_of(4).max(4), 0);
+    let max = ctx.device.limits().max_buffer_size;
+    if padded.len() as u64 > max {
+        return Err(Failure::usage(format!(
+            "the logits ({} bytes) exceed this device's max_buffer_size ({max})",
+            padded.len()
+        )));
+    }
+    let buffer = ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("wgsample cli logits"),
+            contents: &padded,
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+    let mut rows = fresh_rows(batch.batch);
+    for _ in 0..steps {
+        if rows.iter().all(|r| r.status != Status::Ok) {
+            break;
+        }
+        let outs = sampler.sample(&buffer, 0, dtype, b)?;
+        fold_step(&mut rows, &outs)?;
+    }
+    Ok(rows)
 }
 
 /// One empty, still-running (`Ok`) result per row.
