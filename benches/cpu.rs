@@ -39,10 +39,7 @@ fn bench(c: &mut Criterion) {
                 ..Default::default()
             },
         ),
-        (
-            "temperature_1.0",
-            SamplingParams::default(),
-        ),
+        ("temperature_1.0", SamplingParams::default()),
     ];
     let mut group = c.benchmark_group("cpu_b1_v128256");
     for (name, p) in &cases {

@@ -6,11 +6,22 @@ fn main() {
     let v = 5000u32;
     let b = 3u32;
     let mut s = GpuSampler::new(&ctx, SamplerConfig::new(8, v)).unwrap();
-    let logits: Vec<f32> = (0..(b * v)).map(|i| (((i as u64 * 2654435761) % 1000) as f32) * 0.01).collect();
+    let logits: Vec<f32> = (0..(b * v))
+        .map(|i| (((i as u64 * 2654435761) % 1000) as f32) * 0.01)
+        .collect();
     let ps = [
         SamplingParams::greedy(),
-        SamplingParams { seed: 7, ..Default::default() },
-        SamplingParams { seed: 9, top_k: 20, top_p: 0.8, temperature: 0.7, ..Default::default() },
+        SamplingParams {
+            seed: 7,
+            ..Default::default()
+        },
+        SamplingParams {
+            seed: 9,
+            top_k: 20,
+            top_p: 0.8,
+            temperature: 0.7,
+            ..Default::default()
+        },
     ];
     for (r, p) in ps.iter().enumerate() {
         s.set_params(r, p).unwrap();
@@ -19,7 +30,9 @@ fn main() {
     let mut st = vec![RowState::default(); 3];
     for step in 0..3 {
         let g = s.sample_host(Logits::F32(&logits), b).unwrap();
-        let c = cpu.sample(Logits::F32(&logits), v as usize, &ps, &mut st).unwrap();
+        let c = cpu
+            .sample(Logits::F32(&logits), v as usize, &ps, &mut st)
+            .unwrap();
         println!("step {step}\n gpu {g:?}\n cpu {c:?}");
     }
 }

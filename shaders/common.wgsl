@@ -97,17 +97,25 @@ fn bits_is_neg_inf(bits: u32) -> bool {
     return bits == F32_NEG_INF_BITS;
 }
 
-// A quiet NaN, built from bits so that no compiler can fold it.
+// The f32 with the given bits. A user function call is never a WGSL
+// const-expression, so this can make NaN and infinities: WGSL makes a
+// const-expression that evaluates to one (`bitcast<f32>(0x7FC00000u)`) a
+// shader-creation error, which Tint (browsers) enforces and naga does not.
+fn f32_from_bits(bits: u32) -> f32 {
+    return bitcast<f32>(bits);
+}
+
+// A quiet NaN.
 fn f32_nan() -> f32 {
-    return bitcast<f32>(0x7FC00000u);
+    return f32_from_bits(0x7FC00000u);
 }
 
 fn f32_pos_inf() -> f32 {
-    return bitcast<f32>(F32_POS_INF_BITS);
+    return f32_from_bits(F32_POS_INF_BITS);
 }
 
 fn f32_neg_inf() -> f32 {
-    return bitcast<f32>(F32_NEG_INF_BITS);
+    return f32_from_bits(F32_NEG_INF_BITS);
 }
 
 // Order-preserving map f32 -> u32: a < b (as floats, -0 < +0) exactly when

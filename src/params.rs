@@ -138,12 +138,7 @@ impl SamplingParams {
         }
         let r = self.repetition_penalty;
         if !(r.is_finite() && r > 0.0) {
-            return Err(bad(
-                row,
-                "repetition_penalty",
-                r,
-                "must be finite and > 0",
-            ));
+            return Err(bad(row, "repetition_penalty", r, "must be finite and > 0"));
         }
         if !self.presence_penalty.is_finite() {
             return Err(bad(
@@ -283,7 +278,7 @@ impl RowState {
         for &t in &self.prompt {
             check_token(row, "prompt_tokens", t, vocab)?;
         }
-        for (&t, _) in &self.output_counts {
+        for &t in self.output_counts.keys() {
             check_token(row, "output_tokens", t, vocab)?;
         }
         Ok(())

@@ -66,7 +66,9 @@ fn validate_batch(
     }
     let batch = params.len();
     if batch == 0 {
-        return Err(Error::Shape("batch must be at least 1 (no params given)".into()));
+        return Err(Error::Shape(
+            "batch must be at least 1 (no params given)".into(),
+        ));
     }
     if states.len() != batch {
         return Err(Error::Shape(format!(
@@ -221,7 +223,7 @@ impl CpuSampler {
         params: &SamplingParams,
         state: &RowState,
     ) -> Result<Distribution> {
-        if vocab == 0 || logits.len() % vocab != 0 {
+        if vocab == 0 || !logits.len().is_multiple_of(vocab) {
             return Err(Error::Shape(format!(
                 "logits hold {} values, not a multiple of vocab {vocab}",
                 logits.len()

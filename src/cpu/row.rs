@@ -50,8 +50,8 @@ fn filter<'a>(
 ) -> (Filtered, &'a [f32]) {
     let v = raw.len();
     let eos_active = st.generated_len() < p.min_new_tokens && !p.eos_token_ids.is_empty();
-    let pen_active = p.penalties_active()
-        && (!st.prompt_tokens().is_empty() || st.generated_len() > 0);
+    let pen_active =
+        p.penalties_active() && (!st.prompt_tokens().is_empty() || st.generated_len() > 0);
     let modified = p.allowed_tokens.is_some()
         || !p.banned_tokens.is_empty()
         || eos_active
@@ -453,7 +453,12 @@ fn no_token(status: Status) -> RowOutput {
 }
 
 /// Samples one row (SPEC steps 1-11). The caller applies step 12.
-pub(crate) fn sample_row(raw: &[f32], p: &SamplingParams, st: &RowState, w: &mut Work) -> RowOutput {
+pub(crate) fn sample_row(
+    raw: &[f32],
+    p: &SamplingParams,
+    st: &RowState,
+    w: &mut Work,
+) -> RowOutput {
     let (raw_max, bad) = fastmath::max_and_check(raw);
     if bad {
         return no_token(Status::InvalidLogits);

@@ -17,7 +17,7 @@
 //!   `WGPU_POWER_PREF`) with errors.
 //! - wgpu reports validation errors asynchronously and, by default, panics
 //!   on the ones nobody captured. Every operation of this crate runs inside
-//!   error scopes ([`scoped`]) so that such an error becomes [`Error::Gpu`];
+//!   error scopes (`scoped`) so that such an error becomes [`Error::Gpu`];
 //!   the device opened here also gets an uncaptured-error handler that
 //!   prints instead of panicking.
 
@@ -417,7 +417,7 @@ pub(crate) fn plan_logits_binding(
             "the logits buffer needs STORAGE usage (it has {usage:?})"
         )));
     }
-    if offset % 4 != 0 {
+    if !offset.is_multiple_of(4) {
         return Err(Error::Shape(format!(
             "logits offset {offset} is not a multiple of 4 bytes"
         )));

@@ -29,12 +29,12 @@ pub mod sampler;
 pub use argmax::{
     ARGMAX_WGSL, ArgmaxPipeline, GpuRowOutput, ROW_OUTPUT_BYTES, argmax_host, decode_row_outputs,
 };
-pub use sampler::{DType, GpuSampler, SamplerConfig};
 pub use device::{GpuContext, INSTALL_HINT, open_device, open_device_async};
 pub use philox::{
     PHILOX_TEST_WGSL, f32_to_sortable_key, gumbel_gpu, ln_f32, ln_gpu, philox_words_gpu,
     sortable_key_to_f32, sortable_keys_gpu,
 };
+pub use sampler::{DType, GpuSampler, SamplerConfig};
 
 /// Parses and validates a WGSL source with naga (what wgpu runs before any
 /// driver sees it), so shader errors show up in `cargo test` without a GPU.
@@ -49,4 +49,30 @@ pub(crate) fn validate_wgsl(source: &str) -> std::result::Result<(), String> {
     .validate(&module)
     .map_err(|e| e.emit_to_string(source))?;
     Ok(())
+}
+
+/// Every compute shader the crate dispatches, as `(name, full WGSL source,
+/// entry point)`, exactly as it is handed to `create_shader_module` (shared
+/// helpers included, no specialisation constants). Used by the portability
+/// check that compiles them with a browser's WebGPU implementation.
+pub fn shader_sources() -> Vec<(String, String, &'static str)> {
+    let mut v = vec![(
+        "argmax".to_string(),
+        argmax::ARGMAX_WGSL.to_string(),
+        "argmax_rows",
+    )];
+    for entry in [
+        "philox_words",
+        "gumbel_values",
+        "sortable_keys",
+        "ln_values",
+    ] {
+        v.push((
+            format!("philox_test:{entry}"),
+            philox::PHILOX_TEST_WGSL.to_string(),
+            entry,
+        ));
+    }
+    v.extend(sampler::shader_sources());
+    v
 }

@@ -569,7 +569,7 @@ impl GpuSampler {
                 logits.usage()
             )));
         }
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             return Err(Error::Shape(format!(
                 "logits offset {offset} is not a multiple of 4 bytes"
             )));
@@ -898,6 +898,19 @@ impl GpuSampler {
         st.step = u64::from(h[1]) | (u64::from(h[2]) << 32);
         Ok(st)
     }
+}
+
+/// Every pass of the sampler as `(name, full WGSL, entry point)`.
+pub(crate) fn shader_sources() -> Vec<(String, String, &'static str)> {
+    ALL.iter()
+        .map(|p| {
+            (
+                format!("sampler:{}", p.name),
+                passes::full_source(p),
+                "main",
+            )
+        })
+        .collect()
 }
 
 /// Decodes `batch` row results from the output layout.
