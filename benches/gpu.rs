@@ -75,7 +75,10 @@ fn bench(c: &mut Criterion) {
                 });
                 group.bench_function(BenchmarkId::new("cpu", name), |bch| {
                     bch.iter(|| {
-                        black_box(cpu.sample(Logits::F32(&x), v, &params, &mut states).unwrap())
+                        black_box(
+                            cpu.sample(Logits::F32(&x), v, &params, &mut states)
+                                .unwrap(),
+                        )
                     })
                 });
             }

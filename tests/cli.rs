@@ -1313,15 +1313,48 @@ fn gpu_backend_equals_cpu_backend() {
     let s = Scratch::new("gpu");
     // Three rows of varied logits, V = 500.
     let rows: Vec<Vec<f32>> = (0..3)
-        .map(|r| (0..500).map(|i| (((i * 7919 + r * 104729) % 1000) as f32) * 0.008).collect())
+        .map(|r| {
+            (0..500)
+                .map(|i| (((i * 7919 + r * 104729) % 1000) as f32) * 0.008)
+                .collect()
+        })
         .collect();
     let f = s.file("m.npy", &npy_f32_mat(&rows));
     let configs: [&[&str]; 5] = [
         &["--temperature", "0"],
         &["--seed", "7"],
-        &["--seed", "3", "--top-k", "20", "--top-p", "0.9", "--temperature", "0.8"],
-        &["--seed", "5", "--min-p", "0.1", "--repetition-penalty", "1.3", "--prompt-tokens", "1,2,3"],
-        &["--seed", "9", "--frequency-penalty", "0.5", "--presence-penalty", "0.2", "--ban", "10", "--logit-bias", "4=2.5"],
+        &[
+            "--seed",
+            "3",
+            "--top-k",
+            "20",
+            "--top-p",
+            "0.9",
+            "--temperature",
+            "0.8",
+        ],
+        &[
+            "--seed",
+            "5",
+            "--min-p",
+            "0.1",
+            "--repetition-penalty",
+            "1.3",
+            "--prompt-tokens",
+            "1,2,3",
+        ],
+        &[
+            "--seed",
+            "9",
+            "--frequency-penalty",
+            "0.5",
+            "--presence-penalty",
+            "0.2",
+            "--ban",
+            "10",
+            "--logit-bias",
+            "4=2.5",
+        ],
     ];
     for extra in configs {
         let mut base = vec!["sample", "--logits", f.as_str(), "--steps", "12"];
@@ -1337,7 +1370,10 @@ fn gpu_backend_equals_cpu_backend() {
             assert_eq!(rc.0, rg.0, "{extra:?}: tokens differ");
             assert_eq!(rc.2, rg.2, "{extra:?}: status differs");
             for (a, b) in rc.1.iter().zip(&rg.1) {
-                assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{extra:?}: logprob {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                    "{extra:?}: logprob {a} vs {b}"
+                );
             }
         }
     }

@@ -10,7 +10,9 @@ use wgsample::gpu::{DType, GpuContext, GpuSampler, INSTALL_HINT, SamplerConfig, 
 use wgsample::{CpuSampler, Error, Logits, NO_TOKEN, RowOutput, RowState, SamplingParams, Status};
 
 fn ctx() -> GpuContext {
-    open_device().unwrap_or_else(|e| panic!("GPU tests need a wgpu adapter: {e}. To get one, {INSTALL_HINT}"))
+    open_device().unwrap_or_else(|e| {
+        panic!("GPU tests need a wgpu adapter: {e}. To get one, {INSTALL_HINT}")
+    })
 }
 
 /// `n` values of `scale * N(0, 1)` (Box-Muller), some -inf when `holes`.
@@ -28,7 +30,10 @@ fn logits(rng: &mut StdRng, n: usize, scale: f32, holes: bool) -> Vec<f32> {
 }
 
 fn random_params(rng: &mut StdRng, v: usize) -> SamplingParams {
-    let mut p = SamplingParams { seed: rng.random(), ..Default::default() };
+    let mut p = SamplingParams {
+        seed: rng.random(),
+        ..Default::default()
+    };
     let tok = |rng: &mut StdRng| rng.random_range(0..v as u32);
     match rng.random_range(0..10) {
         0 => p.temperature = 0.0,
@@ -84,8 +89,12 @@ fn random_state(rng: &mut StdRng, v: usize) -> RowState {
     if rng.random_bool(0.4) {
         return RowState::default();
     }
-    let prompt: Vec<u32> = (0..rng.random_range(0..20)).map(|_| rng.random_range(0..v as u32)).collect();
-    let out: Vec<u32> = (0..rng.random_range(0..12)).map(|_| rng.random_range(0..v as u32)).collect();
+    let prompt: Vec<u32> = (0..rng.random_range(0..20))
+        .map(|_| rng.random_range(0..v as u32))
+        .collect();
+    let out: Vec<u32> = (0..rng.random_range(0..12))
+        .map(|_| rng.random_range(0..v as u32))
+        .collect();
     let mut s = RowState::with_output(&prompt, &out);
     s.step = rng.random_range(0..1000);
     s
@@ -93,7 +102,13 @@ fn random_state(rng: &mut StdRng, v: usize) -> RowState {
 
 /// Compares a GPU row with the CPU row; on a mismatch asks the oracle
 /// whether the row is at one of SPEC's knife edges (returns Ok(true)).
-fn agree(gpu: &RowOutput, cpu: &RowOutput, row: &[f32], p: &SamplingParams, st: &RowState) -> Result<bool, String> {
+fn agree(
+    gpu: &RowOutput,
+    cpu: &RowOutput,
+    row: &[f32],
+    p: &SamplingParams,
+    st: &RowState,
+) -> Result<bool, String> {
     let lp_ok = if cpu.status == Status::Ok {
         (gpu.logprob - cpu.logprob).abs() <= 1e-5 * cpu.logprob.abs().max(1.0)
     } else {
@@ -106,8 +121,10 @@ fn agree(gpu: &RowOutput, cpu: &RowOutput, row: &[f32], p: &SamplingParams, st: 
     if gpu.status == cpu.status && want.knife() {
         return Ok(true);
     }
-    Err(format!("gpu {gpu:?} cpu {cpu:?} params {p:?} (oracle token {}, knife {:?}/{:?})",
-        want.token, want.filter_knife, want.sample_knife))
+    Err(format!(
+        "gpu {gpu:?} cpu {cpu:?} params {p:?} (oracle token {}, knife {:?}/{:?})",
+        want.token, want.filter_knife, want.sample_knife
+    ))
 }
 
 #[test]
@@ -124,7 +141,9 @@ fn agreement_200_random_configurations() {
         // Keep each batch under ~1.2M logits so lavapipe stays quick.
         let max_b = (1_200_000 / v).clamp(1, 64);
         let b = rng.random_range(1..=max_b);
-        let s = samplers[vi].get_or_insert_with(|| GpuSampler::new(&ctx, SamplerConfig::new(64, v as u32)).unwrap());
+        let s = samplers[vi].get_or_insert_with(|| {
+            GpuSampler::new(&ctx, SamplerConfig::new(64, v as u32)).unwrap()
+        });
         let scale = [0.5f32, 1.0, 3.0, 8.0][rng.random_range(0..4)];
         let holes = rng.random_bool(0.3);
         let x = logits(&mut rng, b * v, scale, holes);
@@ -136,7 +155,9 @@ fn agreement_200_random_configurations() {
         }
         let before = states.clone();
         let g = s.sample_host(Logits::F32(&x), b as u32).unwrap();
-        let c = cpu.sample(Logits::F32(&x), v, &params, &mut states).unwrap();
+        let c = cpu
+            .sample(Logits::F32(&x), v, &params, &mut states)
+            .unwrap();
         for r in 0..b {
             rows += 1;
             match agree(&g[r], &c[r], &x[r * v..(r + 1) * v], &params[r], &before[r]) {
@@ -146,7 +167,10 @@ fn agreement_200_random_configurations() {
         }
     }
     eprintln!("{rows} rows agreed, {knives} at SPEC knife edges");
-    assert!(knives * 100 <= rows, "too many knife edges: {knives} of {rows}");
+    assert!(
+        knives * 100 <= rows,
+        "too many knife edges: {knives} of {rows}"
+    );
 }
 
 #[test]
@@ -165,8 +189,8 @@ fn f16_and_bf16_inputs_agree() {
     let bh: Vec<half::bf16> = x.iter().map(|&f| half::bf16::from_f32(f)).collect();
     for logits in [Logits::F16(&h), Logits::Bf16(&bh)] {
         let mut states = vec![RowState::default(); b];
-        for r in 0..b {
-            s.set_state(r, &states[r]).unwrap();
+        for (r, st) in states.iter().enumerate() {
+            s.set_state(r, st).unwrap();
         }
         let g = s.sample_host(logits, b as u32).unwrap();
         let c = cpu.sample(logits, v, &params, &mut states).unwrap();
@@ -176,7 +200,14 @@ fn f16_and_bf16_inputs_agree() {
             Logits::F32(x) => x.to_vec(),
         };
         for r in 0..b {
-            agree(&g[r], &c[r], &widened[r * v..(r + 1) * v], &params[r], &RowState::default()).unwrap();
+            agree(
+                &g[r],
+                &c[r],
+                &widened[r * v..(r + 1) * v],
+                &params[r],
+                &RowState::default(),
+            )
+            .unwrap();
         }
     }
 }
@@ -188,14 +219,49 @@ fn decode_loop_200_steps_matches_cpu() {
     let (b, v) = (6usize, 1000usize);
     let mut s = GpuSampler::new(&ctx, SamplerConfig::new(8, v as u32)).unwrap();
     let params = vec![
-        SamplingParams { seed: 1, repetition_penalty: 1.3, ..Default::default() },
-        SamplingParams { seed: 2, frequency_penalty: 0.4, presence_penalty: 0.3, top_k: 40, temperature: 0.9, ..Default::default() },
-        SamplingParams { seed: 3, top_p: 0.9, min_p: 0.02, ..Default::default() },
-        SamplingParams { temperature: 0.0, frequency_penalty: 0.7, ..Default::default() },
-        SamplingParams { seed: 5, eos_token_ids: vec![3], min_new_tokens: 150, logit_bias: vec![(3, 6.0)], ..Default::default() },
-        SamplingParams { seed: 6, top_k: 5, top_p: 0.7, repetition_penalty: 0.8, presence_penalty: 1.0, ..Default::default() },
+        SamplingParams {
+            seed: 1,
+            repetition_penalty: 1.3,
+            ..Default::default()
+        },
+        SamplingParams {
+            seed: 2,
+            frequency_penalty: 0.4,
+            presence_penalty: 0.3,
+            top_k: 40,
+            temperature: 0.9,
+            ..Default::default()
+        },
+        SamplingParams {
+            seed: 3,
+            top_p: 0.9,
+            min_p: 0.02,
+            ..Default::default()
+        },
+        SamplingParams {
+            temperature: 0.0,
+            frequency_penalty: 0.7,
+            ..Default::default()
+        },
+        SamplingParams {
+            seed: 5,
+            eos_token_ids: vec![3],
+            min_new_tokens: 150,
+            logit_bias: vec![(3, 6.0)],
+            ..Default::default()
+        },
+        SamplingParams {
+            seed: 6,
+            top_k: 5,
+            top_p: 0.7,
+            repetition_penalty: 0.8,
+            presence_penalty: 1.0,
+            ..Default::default()
+        },
     ];
-    let mut states: Vec<RowState> = (0..b).map(|r| RowState::new(&[r as u32, 10, 20, 30])).collect();
+    let mut states: Vec<RowState> = (0..b)
+        .map(|r| RowState::new(&[r as u32, 10, 20, 30]))
+        .collect();
     for r in 0..b {
         s.set_params(r, &params[r]).unwrap();
         s.set_state(r, &states[r]).unwrap();
@@ -206,7 +272,9 @@ fn decode_loop_200_steps_matches_cpu() {
         let x = logits(&mut rng, b * v, 2.0, false);
         let before = states.clone();
         let g = s.sample_host(Logits::F32(&x), b as u32).unwrap();
-        let c = cpu.sample(Logits::F32(&x), v, &params, &mut states).unwrap();
+        let c = cpu
+            .sample(Logits::F32(&x), v, &params, &mut states)
+            .unwrap();
         for r in 0..b {
             match agree(&g[r], &c[r], &x[r * v..(r + 1) * v], &params[r], &before[r]) {
                 Ok(false) => {}
@@ -220,11 +288,15 @@ fn decode_loop_200_steps_matches_cpu() {
         }
     }
     assert!(knives <= 3, "{knives} knife edges in 1200 row-steps");
-    for r in 0..b {
+    for (r, want) in states.iter().enumerate() {
         let dev = s.read_state(r).unwrap();
-        assert_eq!(dev.step, states[r].step, "row {r} step");
-        assert_eq!(dev.generated_len(), states[r].generated_len(), "row {r} n");
-        assert_eq!(dev.output_counts().collect::<Vec<_>>(), states[r].output_counts().collect::<Vec<_>>(), "row {r} counts");
+        assert_eq!(dev.step, want.step, "row {r} step");
+        assert_eq!(dev.generated_len(), want.generated_len(), "row {r} n");
+        assert_eq!(
+            dev.output_counts().collect::<Vec<_>>(),
+            want.output_counts().collect::<Vec<_>>(),
+            "row {r} counts"
+        );
     }
     // Row 4: EOS (token 3, heavily biased) appears first at step 150.
     let n4 = states[4].output_count(3);
@@ -238,10 +310,28 @@ fn batch_invariance_and_repeatability() {
     let v = 32000usize;
     let mut s = GpuSampler::new(&ctx, SamplerConfig::new(64, v as u32)).unwrap();
     let configs = [
-        SamplingParams { seed: 11, ..Default::default() },
-        SamplingParams { seed: 12, top_k: 50, temperature: 0.8, ..Default::default() },
-        SamplingParams { seed: 13, top_p: 0.9, temperature: 0.8, ..Default::default() },
-        SamplingParams { seed: 14, min_p: 0.05, repetition_penalty: 1.2, ..Default::default() },
+        SamplingParams {
+            seed: 11,
+            ..Default::default()
+        },
+        SamplingParams {
+            seed: 12,
+            top_k: 50,
+            temperature: 0.8,
+            ..Default::default()
+        },
+        SamplingParams {
+            seed: 13,
+            top_p: 0.9,
+            temperature: 0.8,
+            ..Default::default()
+        },
+        SamplingParams {
+            seed: 14,
+            min_p: 0.05,
+            repetition_penalty: 1.2,
+            ..Default::default()
+        },
     ];
     let probe = logits(&mut rng, v, 3.0, false);
     let state = RowState::with_output(&[1, 2, 3], &[5, 5, 9]);
@@ -266,7 +356,11 @@ fn batch_invariance_and_repeatability() {
                 s.set_state(pos, &state).unwrap();
                 let got = s.sample_host(Logits::F32(&x), 64).unwrap()[pos];
                 assert_eq!(got.token, alone.token, "{p:?} at position {pos}");
-                assert_eq!(got.logprob.to_bits(), alone.logprob.to_bits(), "{p:?} at position {pos}");
+                assert_eq!(
+                    got.logprob.to_bits(),
+                    alone.logprob.to_bits(),
+                    "{p:?} at position {pos}"
+                );
             }
         }
     }
@@ -283,14 +377,40 @@ fn distribution_matches_filtered_distribution() {
     let x: Vec<f32> = (0..b).flat_map(|_| row.iter().copied()).collect();
     let state = RowState::with_output(&[0, 1], &[2, 2, 3]);
     let configs = [
-        SamplingParams { temperature: 0.7, ..Default::default() },
+        SamplingParams {
+            temperature: 0.7,
+            ..Default::default()
+        },
         SamplingParams::default(),
-        SamplingParams { temperature: 1.5, ..Default::default() },
-        SamplingParams { top_k: 10, ..Default::default() },
-        SamplingParams { top_p: 0.8, ..Default::default() },
-        SamplingParams { min_p: 0.1, ..Default::default() },
-        SamplingParams { top_k: 20, top_p: 0.9, min_p: 0.02, temperature: 0.9, ..Default::default() },
-        SamplingParams { repetition_penalty: 1.5, frequency_penalty: 0.5, top_p: 0.95, ..Default::default() },
+        SamplingParams {
+            temperature: 1.5,
+            ..Default::default()
+        },
+        SamplingParams {
+            top_k: 10,
+            ..Default::default()
+        },
+        SamplingParams {
+            top_p: 0.8,
+            ..Default::default()
+        },
+        SamplingParams {
+            min_p: 0.1,
+            ..Default::default()
+        },
+        SamplingParams {
+            top_k: 20,
+            top_p: 0.9,
+            min_p: 0.02,
+            temperature: 0.9,
+            ..Default::default()
+        },
+        SamplingParams {
+            repetition_penalty: 1.5,
+            frequency_penalty: 0.5,
+            top_p: 0.95,
+            ..Default::default()
+        },
     ];
     for (ci, p) in configs.iter().enumerate() {
         let dist = wgsample::filtered_distribution(Logits::F32(&row), p, &state).unwrap();
@@ -305,7 +425,11 @@ fn distribution_matches_filtered_distribution() {
             }
             for o in s.sample_host(Logits::F32(&x), b as u32).unwrap() {
                 assert_eq!(o.status, Status::Ok);
-                assert!(dist.tokens.contains(&o.token), "config {ci}: token {} outside the filtered set", o.token);
+                assert!(
+                    dist.tokens.contains(&o.token),
+                    "config {ci}: token {} outside the filtered set",
+                    o.token
+                );
                 counts[o.token as usize] += 1;
             }
         }
@@ -315,7 +439,10 @@ fn distribution_matches_filtered_distribution() {
         let (stat, df) = oracle::chi2_merged(&observed, &expected);
         if df > 0 {
             let q = oracle::chi2_quantile(df as f64, 3.090232);
-            assert!(stat < q, "config {ci}: chi-square {stat:.1} >= {q:.1} (df {df})");
+            assert!(
+                stat < q,
+                "config {ci}: chi-square {stat:.1} >= {q:.1} (df {df})"
+            );
         }
     }
 }
@@ -330,10 +457,24 @@ fn bad_rows_are_reported_and_isolated() {
     x[v + 1234] = f32::NAN;
     x[2 * v + 77] = f32::INFINITY;
     let params = vec![
-        SamplingParams { seed: 1, top_p: 0.9, ..Default::default() },
-        SamplingParams { seed: 2, ..Default::default() },
-        SamplingParams { seed: 3, ..Default::default() },
-        SamplingParams { seed: 4, banned_tokens: (0..v as u32).collect(), ..Default::default() },
+        SamplingParams {
+            seed: 1,
+            top_p: 0.9,
+            ..Default::default()
+        },
+        SamplingParams {
+            seed: 2,
+            ..Default::default()
+        },
+        SamplingParams {
+            seed: 3,
+            ..Default::default()
+        },
+        SamplingParams {
+            seed: 4,
+            banned_tokens: (0..v as u32).collect(),
+            ..Default::default()
+        },
     ];
     for (r, p) in params.iter().enumerate() {
         s.set_params(r, p).unwrap();
@@ -341,10 +482,16 @@ fn bad_rows_are_reported_and_isolated() {
     }
     let g = s.sample_host(Logits::F32(&x), 4).unwrap();
     let mut states = vec![RowState::default(); 4];
-    let c = CpuSampler::new().sample(Logits::F32(&x), v, &params, &mut states).unwrap();
+    let c = CpuSampler::new()
+        .sample(Logits::F32(&x), v, &params, &mut states)
+        .unwrap();
     assert_eq!(g[0].token, c[0].token);
     assert_eq!(g[0].status, Status::Ok);
-    for (r, want) in [(1, Status::InvalidLogits), (2, Status::InvalidLogits), (3, Status::NoCandidates)] {
+    for (r, want) in [
+        (1, Status::InvalidLogits),
+        (2, Status::InvalidLogits),
+        (3, Status::NoCandidates),
+    ] {
         assert_eq!(g[r].status, want, "row {r}");
         assert_eq!(g[r].token, NO_TOKEN);
         assert!(g[r].logprob.is_nan());
@@ -358,10 +505,23 @@ fn bad_rows_are_reported_and_isolated() {
 fn bad_input_is_an_error_before_dispatch() {
     let ctx = ctx();
     let d = &ctx.device;
-    assert!(matches!(GpuSampler::new(&ctx, SamplerConfig::new(4, 0)), Err(Error::Shape(_))));
-    assert!(matches!(GpuSampler::new(&ctx, SamplerConfig::new(0, 10)), Err(Error::Shape(_))));
+    assert!(matches!(
+        GpuSampler::new(&ctx, SamplerConfig::new(4, 0)),
+        Err(Error::Shape(_))
+    ));
+    assert!(matches!(
+        GpuSampler::new(&ctx, SamplerConfig::new(0, 10)),
+        Err(Error::Shape(_))
+    ));
     let mut s = GpuSampler::new(&ctx, SamplerConfig::new(4, 1000)).unwrap();
-    let mk = |size: u64, usage| d.create_buffer(&wgpu::BufferDescriptor { label: None, size, usage, mapped_at_creation: false });
+    let mk = |size: u64, usage| {
+        d.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
     let small = mk(4 * 1000 * 2 - 4, wgpu::BufferUsages::STORAGE);
     let e = s.sample(&small, 0, DType::F32, 2).unwrap_err();
     assert!(e.to_string().contains("need"), "{e}");
@@ -376,28 +536,57 @@ fn bad_input_is_an_error_before_dispatch() {
     let e = s.sample(&ok, 0, DType::F32, 0).unwrap_err();
     assert!(matches!(e, Error::Shape(_)), "{e}");
     assert!(s.set_params(4, &SamplingParams::default()).is_err());
-    assert!(s.set_params(0, &SamplingParams { top_p: 0.0, ..Default::default() }).is_err());
-    assert!(s.set_params(0, &SamplingParams { banned_tokens: vec![1000], ..Default::default() }).is_err());
+    assert!(
+        s.set_params(
+            0,
+            &SamplingParams {
+                top_p: 0.0,
+                ..Default::default()
+            }
+        )
+        .is_err()
+    );
+    assert!(
+        s.set_params(
+            0,
+            &SamplingParams {
+                banned_tokens: vec![1000],
+                ..Default::default()
+            }
+        )
+        .is_err()
+    );
     // The sampler still works after all of that, at an unaligned offset too.
     let x: Vec<f32> = (0..3000).map(|i| (i % 997) as f32 * 0.01).collect();
-    let buf = wgpu::util::DeviceExt::create_buffer_init(d, &wgpu::util::BufferInitDescriptor {
-        label: None,
-        contents: bytemuck::cast_slice(&x),
-        usage: wgpu::BufferUsages::STORAGE,
-    });
+    let buf = wgpu::util::DeviceExt::create_buffer_init(
+        d,
+        &wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&x),
+            usage: wgpu::BufferUsages::STORAGE,
+        },
+    );
     s.set_params(0, &SamplingParams::greedy()).unwrap();
     let o = s.sample(&buf, 4 * 1000 + 4 * 7, DType::F32, 1).unwrap();
-    let want = (1007..2007).max_by(|&a, &b| x[a].total_cmp(&x[b]).then(b.cmp(&a))).unwrap() - 1007;
+    let want = (1007..2007)
+        .max_by(|&a, &b| x[a].total_cmp(&x[b]).then(b.cmp(&a)))
+        .unwrap()
+        - 1007;
     assert_eq!(o[0].token as usize, want);
 }
 
 #[test]
 fn binding_size_limit_is_refused_with_the_limit_named() {
     // A device whose max_storage_buffer_binding_size is forced down to 1 MiB.
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-        .unwrap_or_else(|e| panic!("no adapter ({e}); {INSTALL_HINT}"));
-    let limits = wgpu::Limits { max_storage_buffer_binding_size: 1 << 20, ..wgpu::Limits::default() };
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .unwrap_or_else(|e| panic!("no adapter ({e}); {INSTALL_HINT}"));
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: 1 << 20,
+        ..wgpu::Limits::default()
+    };
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         required_limits: limits,
         ..Default::default()
@@ -408,9 +597,54 @@ fn binding_size_limit_is_refused_with_the_limit_named() {
     let mut s = GpuSampler::new(&ctx, SamplerConfig::new(4, v)).unwrap();
     let x = vec![0.5f32; 4 * v as usize];
     let e = s.sample_host(Logits::F32(&x), 4).unwrap_err();
-    assert!(e.to_string().contains("max_storage_buffer_binding_size"), "{e}");
+    assert!(
+        e.to_string().contains("max_storage_buffer_binding_size"),
+        "{e}"
+    );
     // One row (400 kB) fits.
     s.set_params(0, &SamplingParams::greedy()).unwrap();
     let o = s.sample_host(Logits::F32(&x[..v as usize]), 1).unwrap();
     assert_eq!(o[0].token, 0);
+}
+
+#[test]
+fn tiny_temperature_overflow_is_greedy_on_both_backends() {
+    // z / T overflows f32 when T = 1e-38: SPEC leaves it open; both backends
+    // take the T -> 0 limit, the argmax of the unscaled logits (worked out
+    // by hand: token 2 in each row; token 0 of the third row is banned).
+    let ctx = ctx();
+    let rows: [[f32; 3]; 3] = [
+        [1.0, 10.0, 20.0],
+        [-30.0, -20.0, -10.0],
+        [50.0, -20.0, -10.0],
+    ];
+    let x: Vec<f32> = rows.iter().flatten().copied().collect();
+    let mut params = vec![
+        SamplingParams {
+            temperature: 1e-38,
+            top_p: 0.5,
+            seed: 3,
+            ..Default::default()
+        };
+        3
+    ];
+    params[1].top_p = 1.0;
+    params[2].banned_tokens = vec![0];
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(3, 3)).unwrap();
+    for (r, p) in params.iter().enumerate() {
+        s.set_params(r, p).unwrap();
+    }
+    let g = s.sample_host(Logits::F32(&x), 3).unwrap();
+    let c = CpuSampler::new()
+        .sample(
+            Logits::F32(&x),
+            3,
+            &params,
+            &mut vec![RowState::default(); 3],
+        )
+        .unwrap();
+    for r in 0..3 {
+        assert_eq!((g[r].token, g[r].status), (2, Status::Ok), "gpu row {r}");
+        assert_eq!((c[r].token, c[r].status), (2, Status::Ok), "cpu row {r}");
+    }
 }

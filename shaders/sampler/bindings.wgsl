@@ -159,6 +159,15 @@ fn z_bits(r: u32, i: u32, modified: bool) -> u32 {
     return raw_bits(r, i);
 }
 
+// The order-preserving key of a logit with -0 mapped to +0: equal logits
+// get equal keys, so ties (and the lowest-index rule) treat -0 == +0.
+fn okey(x: f32) -> u32 {
+    if (bitcast<u32>(x) == 0x80000000u) {
+        return 0x80000000u;
+    }
+    return f32_to_sortable_key(x);
+}
+
 // 64-bit add of (lo, hi) pairs.
 fn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     let lo = a.x + b.x;
@@ -176,9 +185,9 @@ fn ge64(a: vec2<u32>, b: vec2<u32>) -> bool {
 fn gumbel_key(zt: f32, r: u32, i: u32, p: RowParams) -> u32 {
     let w = philox_word(philox_key(p.seed_lo, p.seed_hi), i, state[st_step_lo(r)], state[st_step_hi(r)]);
     if ((w >> 8u) == 0xFFFFFFu) {
-        return f32_to_sortable_key(f32_pos_inf());
+        return okey(f32_pos_inf());
     }
-    return f32_to_sortable_key(zt + gumbel_from_uniform(uniform_from_word(w)));
+    return okey(zt + gumbel_from_uniform(uniform_from_word(w)));
 }
 
 // z / T for a sampled row (T = 1 rows skip the division, like the CPU).
@@ -247,7 +256,7 @@ fn finish_row(r: u32, lid: u32, tok: u32, status: u32) {
 // Survivor test on ordered keys (no float compare on possibly infinite
 // values): z / T >= theta.
 fn survives(zt: f32, theta_key: u32) -> bool {
-    return f32_to_sortable_key(zt) >= theta_key;
+    return okey(zt) >= theta_key;
 }
 
 // ---- partial reductions of reduce.wgsl, merged again in merge.wgsl

@@ -22,7 +22,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let p = params[r];
     let modified = (p.flags & FLAG_MODIFIED) != 0u;
-    let theta_key = f32_to_sortable_key(bitcast<f32>(scratch[rs(r, RS_THETA)]));
+    let theta_key = okey(bitcast<f32>(scratch[rs(r, RS_THETA)]));
     var best = 0u;
     var arg = 0xFFFFFFFFu;
     let base = wg.x * CHUNK;

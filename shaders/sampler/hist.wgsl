@@ -45,7 +45,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let digit = dims.pass_id & 3u;
     let shift = 24u - 8u * digit;
     let prefix = scratch[rs(r, select(RS_K_PREFIX, RS_P_PREFIX, pmode))];
-    let theta_key = f32_to_sortable_key(bitcast<f32>(scratch[rs(r, RS_THETA)]));
+    let theta_key = okey(bitcast<f32>(scratch[rs(r, RS_THETA)]));
     let zmax = bitcast<f32>(scratch[rs(r, RS_ZMAX)]);
     let base = wg.x * CHUNK;
     for (var j = 0u; j < ITEMS; j++) {
@@ -54,7 +54,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let zb = z_bits(r, i, modified);
             if (!bits_is_neg_inf(zb)) {
                 let zt = scale(bitcast<f32>(zb), p);
-                let key = f32_to_sortable_key(zt);
+                let key = okey(zt);
                 var match_prefix = key >= theta_key;
                 if (digit > 0u) {
                     match_prefix = match_prefix && (key >> (shift + 8u)) == prefix;

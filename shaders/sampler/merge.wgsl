@@ -46,6 +46,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         } else if ((p.flags & FLAG_GREEDY) != 0u) {
             status = 0u;
             tok = o.zarg;
+        } else if ((bitcast<u32>(scale(sortable_key_to_f32(o.zkey), p)) & 0x7FFFFFFFu) == F32_POS_INF_BITS) {
+            // z / T overflows f32 (a tiny temperature): the limit T -> 0,
+            // greedy on the unscaled logits (as the CPU).
+            status = 0u;
+            tok = o.zarg;
         } else if ((p.flags & FILTERS) == 0u) {
             status = 0u;
             tok = o.garg;
@@ -53,16 +58,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let zt = scale(sortable_key_to_f32(o.zkey), p);
             scratch[rs(r, RS_ZMAX)] = bitcast<u32>(zt);
             var theta = FLOOR_BITS;
-            var k_on = select(0u, 1u, (p.flags & FLAG_TOP_K) != 0u);
-            var p_on = select(0u, 1u, (p.flags & FLAG_TOP_P) != 0u);
-            if (bitcast<u32>(zt) == F32_POS_INF_BITS) {
-                // z / T overflowed: only the +inf tokens are candidates.
-                theta = F32_POS_INF_BITS;
-                k_on = 0u;
-                p_on = 0u;
-            } else if ((p.flags & FLAG_MIN_P) != 0u) {
+            let k_on = select(0u, 1u, (p.flags & FLAG_TOP_K) != 0u);
+            let p_on = select(0u, 1u, (p.flags & FLAG_TOP_P) != 0u);
+            if ((p.flags & FLAG_MIN_P) != 0u) {
                 let t = zt + p.ln_min_p;
-                if (f32_to_sortable_key(t) > f32_to_sortable_key(bitcast<f32>(FLOOR_BITS))) {
+                if (okey(t) > okey(bitcast<f32>(FLOOR_BITS))) {
                     theta = bitcast<u32>(t);
                 }
             }

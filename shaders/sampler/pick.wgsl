@@ -134,7 +134,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             scratch[rs(r, RS_K_ABOVE)] = above_c + excl_c;
         }
         if (digit == 3u) {
-            let theta_key = f32_to_sortable_key(bitcast<f32>(scratch[rs(r, RS_THETA)]));
+            let theta_key = okey(bitcast<f32>(scratch[rs(r, RS_THETA)]));
             if (prefix > theta_key) {
                 scratch[rs(r, RS_THETA)] = bitcast<u32>(sortable_key_to_f32(prefix));
             }

@@ -50,7 +50,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
             if (!bits_is_neg_inf(zb) && !bits_is_invalid_logit(zb)) {
                 let z = bitcast<f32>(zb);
-                let k = f32_to_sortable_key(z);
+                let k = okey(z);
                 if (k > a.zkey) {
                     a.zkey = k;
                     a.zarg = i;

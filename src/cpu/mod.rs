@@ -1,7 +1,7 @@
 //! The CPU backend: the same contract as the GPU path (SPEC.md), written to
 //! be fast so that "GPU vs CPU" races a CPU path worth choosing.
 //!
-//! Shape: [`row`] holds the per-row pipeline (steps 1-11, no vocabulary
+//! Shape: `row` holds the per-row pipeline (steps 1-11, no vocabulary
 //! sort, no per-call vocabulary-sized allocation), [`fastmath`] the
 //! vectorisable kernels it leans on, and this module the batch driver:
 //! shape and parameter validation up front (nothing runs on bad input),

@@ -130,30 +130,19 @@ fn filter<'a>(
     // Step 6: temperature (an f32 division, as the GPU does it).
     if scaled {
         let t = p.temperature;
+        if (zmax / t).is_infinite() {
+            // z / T overflows f32 (a tiny temperature): take the limit
+            // T -> 0, i.e. greedy on the unscaled logits (GPU: merge.wgsl).
+            let zsrc: &[f32] = if modified { &z_buf[..] } else { raw };
+            let tok = fastmath::first_index_of(zsrc, zmax).unwrap_or(0) as u32;
+            return (Filtered::Greedy(tok), zsrc);
+        }
         for x in z_buf.iter_mut() {
             *x /= t;
         }
         zmax /= t; // division by t > 0 is monotone, so this is max(z / t)
     }
     let z: &[f32] = if modified || scaled { &z_buf[..] } else { raw };
-    if zmax == f32::INFINITY || zmax.is_nan() {
-        // Only reachable through f32 overflow of z / T; documented: treat the
-        // +inf tokens as the only candidates (the limit T -> 0 behaviour).
-        cand.clear();
-        for (i, &x) in z.iter().enumerate() {
-            if x == f32::INFINITY {
-                cand.push((x, i as u32));
-            }
-        }
-        return (
-            Filtered::Kept {
-                theta: f32::INFINITY,
-                max: f32::INFINITY,
-                listed: true,
-            },
-            z,
-        );
-    }
     let mut theta = FLOOR;
     // Step 7: min-p.
     if p.min_p > 0.0 {
@@ -307,7 +296,10 @@ fn collect_at_least(z: &[f32], lo: f32, cand: &mut Vec<(f32, u32)>) {
 
 /// Descending logit, then ascending id: the order of SPEC step 9's sort.
 fn by_rank(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
-    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+    // -0 and +0 are equal logits: order them by id (partial_cmp, no NaN here).
+    b.0.partial_cmp(&a.0)
+        .unwrap_or(std::cmp::Ordering::Equal)
+        .then(a.1.cmp(&b.1))
 }
 
 /// The top-p cut: the logit of the first token, in [`by_rank`] order, at

@@ -37,22 +37,54 @@ macro_rules! pass_module {
     };
 }
 
-pass_module!(prep, "prep.wgsl", Grid::PerChunk,
-    "Dense copy of rows with masks/bias/penalties into the work buffer, allowed mask applied.");
-pass_module!(sparse, "sparse.wgsl", Grid::PerRow,
-    "Banned, EOS, bias and penalties on the work buffer, in SPEC order.");
-pass_module!(reduce, "reduce.wgsl", Grid::PerChunk,
-    "Input check, raw softmax stats, max/argmax of z, Gumbel-max of plain rows, per chunk.");
-pass_module!(merge, "merge.wgsl", Grid::PerRow,
-    "Merges the chunk partials; finishes greedy/plain rows; sets up the threshold search.");
-pass_module!(hist, "hist.wgsl", Grid::PerChunk,
-    "One 8-bit digit of the radix search: counts (top-k) or fixed-point mass (top-p).");
-pass_module!(pick, "pick.wgsl", Grid::PerRow,
-    "Scans a row's histogram and picks the digit where count k / mass top_p is reached.");
-pass_module!(gumbel, "gumbel.wgsl", Grid::PerChunk,
-    "Gumbel-max over the survivors of filtered rows, per chunk.");
-pass_module!(finalize, "finalize.wgsl", Grid::PerRow,
-    "Merges the Gumbel partials and finishes the filtered rows.");
+pass_module!(
+    prep,
+    "prep.wgsl",
+    Grid::PerChunk,
+    "Dense copy of rows with masks/bias/penalties into the work buffer, allowed mask applied."
+);
+pass_module!(
+    sparse,
+    "sparse.wgsl",
+    Grid::PerRow,
+    "Banned, EOS, bias and penalties on the work buffer, in SPEC order."
+);
+pass_module!(
+    reduce,
+    "reduce.wgsl",
+    Grid::PerChunk,
+    "Input check, raw softmax stats, max/argmax of z, Gumbel-max of plain rows, per chunk."
+);
+pass_module!(
+    merge,
+    "merge.wgsl",
+    Grid::PerRow,
+    "Merges the chunk partials; finishes greedy/plain rows; sets up the threshold search."
+);
+pass_module!(
+    hist,
+    "hist.wgsl",
+    Grid::PerChunk,
+    "One 8-bit digit of the radix search: counts (top-k) or fixed-point mass (top-p)."
+);
+pass_module!(
+    pick,
+    "pick.wgsl",
+    Grid::PerRow,
+    "Scans a row's histogram and picks the digit where count k / mass top_p is reached."
+);
+pass_module!(
+    gumbel,
+    "gumbel.wgsl",
+    Grid::PerChunk,
+    "Gumbel-max over the survivors of filtered rows, per chunk."
+);
+pass_module!(
+    finalize,
+    "finalize.wgsl",
+    Grid::PerRow,
+    "Merges the Gumbel partials and finishes the filtered rows."
+);
 
 /// Every pass, in pipeline-cache order.
 pub(crate) const ALL: [Pass; 8] = [
