@@ -42,11 +42,16 @@ fn bench(c: &mut Criterion) {
         ("temperature_1.0", SamplingParams::default()),
     ];
     let mut group = c.benchmark_group("cpu_b1_v128256");
-    for (name, p) in &cases {
-        let mut sampler = CpuSampler::with_threads(1);
+    for ((name, p), logprobs) in cases.iter().flat_map(|c| [(c, true), (c, false)]) {
+        let mut sampler = CpuSampler::with_threads(1).with_logprobs(logprobs);
         let params = vec![p.clone()];
         let mut states = vec![RowState::default()];
-        group.bench_function(*name, |b| {
+        let label = if logprobs {
+            name.to_string()
+        } else {
+            format!("{name}_no_logprobs")
+        };
+        group.bench_function(&label, |b| {
             b.iter(|| {
                 states[0].step = 0;
                 black_box(

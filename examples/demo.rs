@@ -1,180 +1,348 @@
-//! The crate's main demo: sample the next token of a batch of rows with
-//! each strategy, on the GPU when there is an adapter (on the CPU backend
-//! otherwise, saying so), and check the GPU's tokens against the CPU
-//! backend's.
+//! The crate's main demo: a character-level model of the project's own
+//! documentation (README.md and SPEC.md, built in) writes text with each
+//! decoding strategy, its next-character logits computed on the GPU and
+//! sampled there, the state on the device.
 //!
-//! `cargo run --release --example demo [-- --batch B --vocab V --steps N]`
+//! ```text
+//! cargo run --release --example demo                       # every strategy
+//! cargo run --release --example demo -- --strategy top-p --top-p 0.8 --temperature 0.9
+//! cargo run --release --example demo -- --prompt "The " --max-new-tokens 300 --backend cpu
+//! ```
 //!
-//! The logits are synthetic (3·N(0,1), a fixed seed): the point is the
-//! sampling, which is what wgsample does. Each strategy runs a short decode
-//! loop with the state (token counts, step counter) kept on the device.
+//! The model is a character bigram: row `c` of a `[V, V]` table holds the
+//! log-frequencies of the character after `c` in the docs. On the GPU the
+//! model step is a gather pass (`wgsample::decode::BigramModel`) reading the
+//! previous token from the sampler's output buffer, so nothing but the
+//! sampled ids comes back to the host. Text stops at a blank line (a stop
+//! string, held back while streaming) or after `--max-new-tokens`.
+//! Without a GPU adapter the demo says so and runs the CPU backend.
+use std::collections::BTreeMap;
 use std::time::Instant;
-use wgpu::util::DeviceExt;
-use wgsample::gpu::{DType, GpuSampler, SamplerConfig, open_device};
-use wgsample::{CpuSampler, Logits, RowState, SamplingParams};
+use wgsample::SamplingParams;
+use wgsample::beam::{BeamBackend, BeamConfig, EarlyStopping, beam_search_bigram};
+use wgsample::decode::bigram::{Backend, generate};
+use wgsample::decode::{DecodeSpec, StopCriteria};
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse().unwrap_or_else(|_| {
-                eprintln!("error: {name} expects a positive integer, got {v}");
-                std::process::exit(2)
-            })
-        })
-        .unwrap_or(default)
+const CORPUS: &str = concat!(
+    include_str!("../README.md"),
+    "\n\n",
+    include_str!("../SPEC.md")
+);
+
+/// Characters of the corpus (non-ASCII folded to `?`), and the bigram table.
+struct CharModel {
+    chars: Vec<char>,
+    index: BTreeMap<char, u32>,
+    table: Vec<f32>,
 }
 
-fn logits(n: usize) -> Vec<f32> {
-    // xorshift + Box-Muller: deterministic, no extra dependency.
-    let mut s = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        ((s >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+fn fold(c: char) -> char {
+    if c.is_ascii() { c } else { '?' }
+}
+
+impl CharModel {
+    fn build(text: &str) -> CharModel {
+        let mut chars: Vec<char> = text.chars().map(fold).collect();
+        chars.sort_unstable();
+        chars.dedup();
+        let index: BTreeMap<char, u32> = chars
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c, i as u32))
+            .collect();
+        let v = chars.len();
+        let mut counts = vec![0.0f64; v * v];
+        let ids: Vec<usize> = text.chars().map(|c| index[&fold(c)] as usize).collect();
+        for w in ids.windows(2) {
+            counts[w[0] * v + w[1]] += 1.0;
+        }
+        let mut table = vec![0.0f32; v * v];
+        for a in 0..v {
+            let row = &counts[a * v..(a + 1) * v];
+            let total: f64 = row.iter().sum::<f64>() + 0.01 * v as f64;
+            for b in 0..v {
+                table[a * v + b] = ((row[b] + 0.01) / total).ln() as f32;
+            }
+        }
+        CharModel {
+            chars,
+            index,
+            table,
+        }
+    }
+    fn vocab(&self) -> usize {
+        self.chars.len()
+    }
+    fn text(&self, tokens: &[u32]) -> String {
+        tokens
+            .iter()
+            .map(|&t| self.chars.get(t as usize).copied().unwrap_or('?'))
+            .collect()
+    }
+}
+
+struct Options {
+    strategy: String,
+    temperature: Option<f32>,
+    top_k: Option<u32>,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
+    repetition_penalty: Option<f32>,
+    beams: u32,
+    max_new_tokens: u32,
+    seed: u64,
+    prompt: String,
+    backend: String,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: demo [--strategy all|greedy|temperature|top-k|top-p|min-p|beam] [--temperature F] \
+         [--top-k N] [--top-p F] [--min-p F] [--repetition-penalty F] [--beams B] \
+         [--max-new-tokens N] [--seed S] [--prompt TEXT] [--backend gpu|cpu]"
+    );
+    std::process::exit(2)
+}
+
+fn parse() -> Options {
+    let mut o = Options {
+        strategy: "all".into(),
+        temperature: None,
+        top_k: None,
+        top_p: None,
+        min_p: None,
+        repetition_penalty: None,
+        beams: 4,
+        max_new_tokens: 200,
+        seed: 7,
+        prompt: "The s".into(),
+        backend: "gpu".into(),
     };
-    (0..n)
-        .map(|_| {
-            let (u1, u2) = (next(), next());
-            3.0 * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-        })
-        .collect()
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    fn num<T: std::str::FromStr>(flag: &str, v: Option<&String>) -> T {
+        match v.and_then(|s| s.parse().ok()) {
+            Some(x) => x,
+            None => {
+                eprintln!("error: {flag} needs a number");
+                std::process::exit(2)
+            }
+        }
+    }
+    while i < args.len() {
+        let v = args.get(i + 1);
+        match args[i].as_str() {
+            "--strategy" => o.strategy = v.cloned().unwrap_or_else(|| usage()),
+            "--temperature" => o.temperature = Some(num("--temperature", v)),
+            "--top-k" => o.top_k = Some(num("--top-k", v)),
+            "--top-p" => o.top_p = Some(num("--top-p", v)),
+            "--min-p" => o.min_p = Some(num("--min-p", v)),
+            "--repetition-penalty" => o.repetition_penalty = Some(num("--repetition-penalty", v)),
+            "--beams" => o.beams = num("--beams", v),
+            "--max-new-tokens" => o.max_new_tokens = num("--max-new-tokens", v),
+            "--seed" => o.seed = num("--seed", v),
+            "--prompt" => o.prompt = v.cloned().unwrap_or_else(|| usage()),
+            "--backend" => o.backend = v.cloned().unwrap_or_else(|| usage()),
+            "-h" | "--help" => usage(),
+            other => {
+                eprintln!("error: unknown flag {other}");
+                usage()
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+fn show(s: &str) -> String {
+    s.replace('\n', "\u{23ce}")
 }
 
 fn main() {
-    let (b, v, steps) = (arg("--batch", 8), arg("--vocab", 32000), arg("--steps", 8));
-    if b == 0 || v == 0 || steps == 0 {
-        eprintln!("error: --batch, --vocab and --steps must be at least 1");
-        std::process::exit(2);
+    let o = parse();
+    let model = CharModel::build(CORPUS);
+    let v = model.vocab();
+    let ctx = if o.backend == "cpu" {
+        None
+    } else {
+        match wgsample::gpu::open_device() {
+            Ok(ctx) => Some(ctx),
+            Err(e) => {
+                println!("no GPU adapter ({e}); running the CPU backend instead");
+                None
+            }
+        }
+    };
+    match &ctx {
+        Some(c) => println!("backend: GPU, {}", c.describe()),
+        None => println!("backend: CPU"),
     }
-    let x = logits(b * v);
-    let strategies: Vec<(&str, SamplingParams)> = vec![
-        ("greedy", SamplingParams::greedy()),
+    println!(
+        "model: character bigram of README.md + SPEC.md ({} characters, vocabulary {v})",
+        CORPUS.len()
+    );
+    let prompt: Vec<u32> = o
+        .prompt
+        .chars()
+        .map(|c| *model.index.get(&fold(c)).unwrap_or(&0))
+        .collect();
+    let Some(&start) = prompt.last() else {
+        eprintln!("error: --prompt must not be empty");
+        std::process::exit(2)
+    };
+    println!(
+        "prompt: {:?}; stop at a blank line or {} characters\n",
+        o.prompt, o.max_new_tokens
+    );
+
+    let base = |t: f32| SamplingParams {
+        temperature: t,
+        seed: o.seed,
+        ..Default::default()
+    };
+    let mut runs: Vec<(String, SamplingParams)> = vec![
+        ("greedy".into(), base(0.0)),
+        ("temperature 0.2".into(), base(0.2)),
+        ("temperature 1.0".into(), base(1.0)),
+        ("temperature 1.5".into(), base(1.5)),
         (
-            "temperature 0.2",
-            SamplingParams {
-                temperature: 0.2,
-                ..Default::default()
-            },
-        ),
-        ("temperature 1.0", SamplingParams::default()),
-        (
-            "temperature 1.5",
-            SamplingParams {
-                temperature: 1.5,
-                ..Default::default()
-            },
-        ),
-        (
-            "top-k 40",
+            "top-k 40".into(),
             SamplingParams {
                 top_k: 40,
-                ..Default::default()
+                ..base(1.0)
             },
         ),
         (
-            "top-p 0.9",
+            "top-p 0.9, T 1.0".into(),
             SamplingParams {
                 top_p: 0.9,
-                ..Default::default()
+                ..base(1.0)
             },
         ),
         (
-            "min-p 0.1",
+            "min-p 0.05".into(),
             SamplingParams {
-                min_p: 0.1,
-                ..Default::default()
+                min_p: 0.05,
+                ..base(1.0)
             },
         ),
         (
-            "top-k 50 + top-p 0.9, T 0.8, penalties",
+            "greedy + repetition penalty 1.3".into(),
             SamplingParams {
-                temperature: 0.8,
-                top_k: 50,
+                repetition_penalty: 1.3,
+                ..base(0.0)
+            },
+        ),
+        (
+            "top-p 0.9 + presence 0.5, frequency 0.3".into(),
+            SamplingParams {
                 top_p: 0.9,
-                repetition_penalty: 1.2,
+                presence_penalty: 0.5,
                 frequency_penalty: 0.3,
-                ..Default::default()
+                ..base(1.0)
             },
         ),
     ];
-    let mut cpu = CpuSampler::new();
-    let gpu = match open_device() {
-        Ok(ctx) => {
-            println!("GPU: {}", ctx.describe());
-            if ctx.is_software() {
-                println!("(a software adapter: GPU times below are CPU emulation, not GPU speed)");
-            }
-            Some(ctx)
+    let custom = o.temperature.is_some()
+        || o.top_k.is_some()
+        || o.top_p.is_some()
+        || o.min_p.is_some()
+        || o.repetition_penalty.is_some();
+    if o.strategy != "all" || custom {
+        let key = o.strategy.as_str();
+        runs.retain(|(name, _)| key == "all" || name.starts_with(key));
+        if custom {
+            let p = SamplingParams {
+                temperature: o.temperature.unwrap_or(1.0),
+                top_k: o.top_k.unwrap_or(0),
+                top_p: o.top_p.unwrap_or(1.0),
+                min_p: o.min_p.unwrap_or(0.0),
+                repetition_penalty: o.repetition_penalty.unwrap_or(1.0),
+                seed: o.seed,
+                ..Default::default()
+            };
+            runs = vec![("custom".into(), p)];
         }
-        Err(e) => {
-            println!("no GPU adapter ({e}); running the CPU backend only");
-            None
-        }
+    }
+    let detok = |t: u32| {
+        model
+            .chars
+            .get(t as usize)
+            .map(|c| c.to_string())
+            .unwrap_or_default()
     };
-    println!("batch {b}, vocab {v}, {steps} steps per strategy, logits 3*N(0,1)\n");
-    let buffer = gpu.as_ref().map(|ctx| {
-        ctx.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("demo logits"),
-                contents: bytemuck::cast_slice(&x),
-                usage: wgpu::BufferUsages::STORAGE,
-            })
-    });
-    let mut sampler = gpu.as_ref().map(|ctx| {
-        GpuSampler::new(ctx, SamplerConfig::new(b as u32, v as u32)).unwrap_or_else(|e| {
+    let criteria = StopCriteria::new(o.max_new_tokens).with_stop_string("\n\n");
+    let states = [wgsample::RowState::new(&prompt)];
+    let t_all = Instant::now();
+    for (name, p) in &runs {
+        if let Err(e) = p.validate(0, v) {
             eprintln!("error: {e}");
             std::process::exit(2)
-        })
-    });
-    let mut all_agree = true;
-    for (name, p) in &strategies {
-        let params: Vec<SamplingParams> = (0..b)
-            .map(|r| SamplingParams {
-                seed: r as u64,
-                ..p.clone()
-            })
-            .collect();
-        let mut states = vec![RowState::default(); b];
-        let t = Instant::now();
-        let mut cpu_tokens = vec![Vec::new(); b];
-        for _ in 0..steps {
-            let out = cpu
-                .sample(Logits::F32(&x), v, &params, &mut states)
-                .expect("valid input");
-            for (r, o) in out.iter().enumerate() {
-                cpu_tokens[r].push(o.token);
-            }
         }
-        let cpu_us = t.elapsed().as_secs_f64() * 1e6 / steps as f64;
-        print!("{name:<40} cpu {cpu_us:>9.1} us/step");
-        if let (Some(s), Some(buf)) = (sampler.as_mut(), buffer.as_ref()) {
-            for (r, pr) in params.iter().enumerate() {
-                s.set_params(r, pr).expect("valid params");
-                s.set_state(r, &RowState::default()).expect("valid state");
+        let params = [p.clone()];
+        let mut spec = DecodeSpec::new(&params, &criteria);
+        spec.detokenizer = Some(&detok);
+        spec.states = Some(&states);
+        let backend = match &ctx {
+            Some(c) => Backend::Gpu(c),
+            None => Backend::Cpu,
+        };
+        let t = Instant::now();
+        let out = match generate(&model.table, v, &[start], &spec, backend, |_| {}) {
+            Ok(out) => out,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1)
             }
-            let t = Instant::now();
-            let mut gpu_tokens = vec![Vec::new(); b];
-            for _ in 0..steps {
-                let out = s.sample(buf, 0, DType::F32, b as u32).unwrap_or_else(|e| {
-                    eprintln!("error: {e}");
-                    std::process::exit(1)
-                });
-                for (r, o) in out.iter().enumerate() {
-                    gpu_tokens[r].push(o.token);
+        };
+        let el = t.elapsed();
+        let seq = &out.sequences[0];
+        let n = seq.tokens.len().max(1);
+        println!(
+            "== {name}: {} chars, {:.0} us/step ({}), read back {} bytes\n{}{}\n",
+            seq.tokens.len(),
+            el.as_secs_f64() * 1e6 / n as f64,
+            seq.stop_reason.as_str(),
+            out.stats.bytes_mapped,
+            o.prompt,
+            show(&seq.text)
+        );
+    }
+    if o.strategy == "all" || o.strategy == "beam" {
+        let cfg = BeamConfig {
+            num_beams: o.beams,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::True,
+            eos_token_ids: model.index.get(&'.').copied().into_iter().collect(),
+            max_new_tokens: o.max_new_tokens.min(60),
+            num_return_sequences: o.beams.min(2),
+        };
+        let backend = match &ctx {
+            Some(c) => BeamBackend::Gpu(c),
+            None => BeamBackend::Cpu,
+        };
+        let t = Instant::now();
+        match beam_search_bigram(&model.table, v, start, &cfg, backend) {
+            Ok(hyps) => {
+                println!(
+                    "== beam search, {} beams, until '.' ({:.1} ms)",
+                    o.beams,
+                    t.elapsed().as_secs_f64() * 1e3
+                );
+                for h in hyps {
+                    println!(
+                        "{}{}   (score {:.3})",
+                        o.prompt,
+                        show(&model.text(&h.tokens)),
+                        h.score
+                    );
                 }
             }
-            let gpu_us = t.elapsed().as_secs_f64() * 1e6 / steps as f64;
-            let same = gpu_tokens == cpu_tokens;
-            all_agree &= same;
-            print!("   gpu {gpu_us:>9.1} us/step   gpu == cpu: {same}");
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1)
+            }
         }
-        println!("\n    row 0 tokens: {:?}", cpu_tokens[0]);
     }
-    if gpu.is_some() {
-        println!("\nGPU and CPU backends agree on every token: {all_agree}");
-    }
+    println!("\ntotal {:.2} s", t_all.elapsed().as_secs_f64());
 }

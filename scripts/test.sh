@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The project's test command (README: "Run the tests").
+# The project's test command (README: "The two commands").
 # 1. Makes sure a Vulkan driver is present: the GPU tests run for real on
 #    the Mesa software driver (lavapipe) when the machine has no GPU; they
 #    never skip. The driver is installed with apt-get only when missing.
-# 2. Runs the whole test suite.
+# 2. Runs the whole test suite (`cargo test`).
+# 3. Compiles every shader the crate dispatches with Dawn, a browser's
+#    WebGPU implementation (npm package `webgpu`), which enforces the rules
+#    naga/wgpu let through: uniform control flow for barriers, 16 KiB of
+#    workgroup memory, 256 invocations (scripts/check_shaders.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +26,4 @@ if ! have_vulkan; then
 fi
 
 cargo test "$@"
+bash scripts/check_shaders.sh

@@ -12,7 +12,9 @@
 //! and ranges, [`rng`] the random stream, [`cpu`] the fast host backend (and
 //! the reference the GPU is tested against), [`gpu`] the wgpu backend.
 
+pub mod beam;
 pub mod cpu;
+pub mod decode;
 #[doc(hidden)]
 pub use cpu::fastmath as probe;
 pub mod error;
@@ -72,7 +74,8 @@ impl Status {
 
 /// The result for one row: the token, its log-probability under the raw
 /// input logits (`log_softmax` of the unprocessed row), and the status.
-/// When `status != Ok`, `token == NO_TOKEN` and `logprob` is NaN.
+/// When `status != Ok`, `token == NO_TOKEN` and `logprob` is NaN (the
+/// logprob is also NaN from a `CpuSampler` with logprobs turned off).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RowOutput {
     /// Sampled token id, or [`NO_TOKEN`].

@@ -1,4 +1,5 @@
-//! Command-line parsing for `wgsample dist` and `wgsample sample`.
+//! Command-line parsing for `wgsample dist`, `sample`, `generate` and
+//! `beam`.
 //!
 //! Why it is shaped this way: the crate takes no argument-parsing
 //! dependency, and the grammar is small (a subcommand, then `--flag VALUE`
@@ -45,6 +46,10 @@ pub enum Command {
     Dist(DistArgs),
     /// `wgsample sample ...`.
     Sample(SampleArgs),
+    /// `wgsample generate ...`.
+    Generate(GenerateArgs),
+    /// `wgsample beam ...`.
+    Beam(BeamArgs),
 }
 
 /// Where the logits come from.
@@ -104,11 +109,69 @@ pub struct SampleArgs {
     pub backend: Backend,
 }
 
+/// Arguments of `wgsample generate`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateArgs {
+    /// `--bigram FILE`: the `[V, V]` `.npy` table.
+    pub bigram: PathBuf,
+    /// `--start T`: the token every row starts from.
+    pub start: u32,
+    /// The sampling flags (`--eos` and `--min-new-tokens` included; the
+    /// seed is row 0's, row `r` gets `seed + r`).
+    pub params: ParamArgs,
+    /// `--max-new-tokens N` (default 16).
+    pub max_new_tokens: u32,
+    /// `--stop-tokens T1,T2` (repeatable): stop token sequences.
+    pub stop_tokens: Vec<Vec<u32>>,
+    /// `--batch B` (default 1).
+    pub batch: u32,
+    /// `--backend cpu|gpu` (default cpu).
+    pub backend: Backend,
+}
+
+/// `--early-stopping true|false|never` of `wgsample beam` (HF semantics,
+/// SPEC.md "Beam search").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarlyStoppingArg {
+    /// Stop a group as soon as `beams` hypotheses are finished.
+    True,
+    /// Stop when no running beam can beat the worst finished one (the
+    /// default, as in HF).
+    False,
+    /// Like `false`, with the bound taken at `max_new_tokens`.
+    Never,
+}
+
+/// Arguments of `wgsample beam`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BeamArgs {
+    /// `--bigram FILE`: the `[V, V]` `.npy` table.
+    pub bigram: PathBuf,
+    /// `--start T`: the token the search starts from.
+    pub start: u32,
+    /// `--beams B`.
+    pub beams: u32,
+    /// `--length-penalty X` (default 1).
+    pub length_penalty: f32,
+    /// `--early-stopping` (default false).
+    pub early_stopping: EarlyStoppingArg,
+    /// `--eos T` (repeatable).
+    pub eos: Vec<u32>,
+    /// `--max-new-tokens N` (default 16).
+    pub max_new_tokens: u32,
+    /// `--num-return-sequences K` (default 1).
+    pub num_return_sequences: u32,
+    /// `--backend cpu|gpu` (default cpu).
+    pub backend: Backend,
+}
+
 /// Which subcommand is being parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sub {
     Dist,
     Sample,
+    Generate,
+    Beam,
 }
 
 impl Sub {
@@ -116,74 +179,75 @@ impl Sub {
         match self {
             Sub::Dist => "dist",
             Sub::Sample => "sample",
+            Sub::Generate => "generate",
+            Sub::Beam => "beam",
         }
     }
 }
+
+/// The commands, as listed in messages.
+const COMMANDS: &str = "`dist`, `sample`, `generate` or `beam`";
 
 /// One known flag: its name, whether it may be given more than once, and
 /// which subcommands take it.
 struct Flag {
     name: &'static str,
     repeatable: bool,
-    dist: bool,
-    sample: bool,
+    subs: &'static [Sub],
 }
 
-const fn both(name: &'static str) -> Flag {
+const FILE_INPUT: &[Sub] = &[Sub::Dist, Sub::Sample];
+const SAMPLING: &[Sub] = &[Sub::Dist, Sub::Sample, Sub::Generate];
+const BIGRAM: &[Sub] = &[Sub::Generate, Sub::Beam];
+const RUNS: &[Sub] = &[Sub::Sample, Sub::Generate, Sub::Beam];
+
+const fn once(name: &'static str, subs: &'static [Sub]) -> Flag {
     Flag {
         name,
         repeatable: false,
-        dist: true,
-        sample: true,
+        subs,
     }
 }
 
-const fn repeat(name: &'static str) -> Flag {
+const fn repeat(name: &'static str, subs: &'static [Sub]) -> Flag {
     Flag {
         name,
         repeatable: true,
-        dist: true,
-        sample: true,
+        subs,
     }
 }
 
 /// Every flag the CLI knows (all take a value).
 const FLAGS: &[Flag] = &[
-    both("--logits"),
-    both("--vocab"),
-    Flag {
-        name: "--row",
-        repeatable: false,
-        dist: true,
-        sample: false,
-    },
-    Flag {
-        name: "--steps",
-        repeatable: false,
-        dist: false,
-        sample: true,
-    },
-    Flag {
-        name: "--backend",
-        repeatable: false,
-        dist: false,
-        sample: true,
-    },
-    both("--temperature"),
-    both("--top-k"),
-    both("--top-p"),
-    both("--min-p"),
-    both("--repetition-penalty"),
-    both("--presence-penalty"),
-    both("--frequency-penalty"),
-    repeat("--logit-bias"),
-    repeat("--ban"),
-    both("--allow"),
-    repeat("--eos"),
-    both("--min-new-tokens"),
-    both("--seed"),
-    both("--prompt-tokens"),
-    both("--output-tokens"),
+    once("--logits", FILE_INPUT),
+    once("--vocab", FILE_INPUT),
+    once("--row", &[Sub::Dist]),
+    once("--steps", &[Sub::Sample]),
+    once("--backend", RUNS),
+    once("--temperature", SAMPLING),
+    once("--top-k", SAMPLING),
+    once("--top-p", SAMPLING),
+    once("--min-p", SAMPLING),
+    once("--repetition-penalty", SAMPLING),
+    once("--presence-penalty", SAMPLING),
+    once("--frequency-penalty", SAMPLING),
+    repeat("--logit-bias", SAMPLING),
+    repeat("--ban", SAMPLING),
+    once("--allow", SAMPLING),
+    repeat("--eos", &[Sub::Dist, Sub::Sample, Sub::Generate, Sub::Beam]),
+    once("--min-new-tokens", SAMPLING),
+    once("--seed", SAMPLING),
+    once("--prompt-tokens", FILE_INPUT),
+    once("--output-tokens", FILE_INPUT),
+    once("--bigram", BIGRAM),
+    once("--start", BIGRAM),
+    once("--max-new-tokens", BIGRAM),
+    repeat("--stop-tokens", &[Sub::Generate]),
+    once("--batch", &[Sub::Generate]),
+    once("--beams", &[Sub::Beam]),
+    once("--length-penalty", &[Sub::Beam]),
+    once("--early-stopping", &[Sub::Beam]),
+    once("--num-return-sequences", &[Sub::Beam]),
 ];
 
 fn find_flag(name: &str) -> Option<&'static Flag> {
@@ -249,21 +313,25 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         return Ok(Command::Help);
     }
     let Some(first) = args.first() else {
-        return fail("no command given (expected `dist` or `sample`; see --help)");
+        return fail(format!(
+            "no command given (expected {COMMANDS}; see --help)"
+        ));
     };
     let sub = match first.as_str() {
         "help" => return Ok(Command::Help),
         "dist" => Sub::Dist,
         "sample" => Sub::Sample,
+        "generate" => Sub::Generate,
+        "beam" => Sub::Beam,
         other if other.starts_with('-') => {
             return fail(format!(
-                "expected a command (`dist` or `sample`) before {}; see --help",
+                "expected a command ({COMMANDS}) before {}; see --help",
                 shown(other)
             ));
         }
         other => {
             return fail(format!(
-                "unknown command {} (expected `dist` or `sample`; see --help)",
+                "unknown command {} (expected {COMMANDS}; see --help)",
                 shown(other)
             ));
         }
@@ -275,6 +343,15 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let mut steps = 1u32;
     let mut backend = Backend::Cpu;
     let mut p = ParamArgs::default();
+    let mut bigram: Option<PathBuf> = None;
+    let mut start: Option<u32> = None;
+    let mut max_new_tokens = 16u32;
+    let mut stop_tokens: Vec<Vec<u32>> = Vec::new();
+    let mut batch = 1u32;
+    let mut beams: Option<u32> = None;
+    let mut length_penalty = 1.0f32;
+    let mut early_stopping = EarlyStoppingArg::False;
+    let mut num_return_sequences = 1u32;
     let mut seen: Vec<&'static str> = Vec::new();
 
     let mut i = 1;
@@ -293,11 +370,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         let Some(flag) = find_flag(name) else {
             return fail(format!("unknown option {} (see --help)", shown(name)));
         };
-        let allowed_here = match sub {
-            Sub::Dist => flag.dist,
-            Sub::Sample => flag.sample,
-        };
-        if !allowed_here {
+        if !flag.subs.contains(&sub) {
             return fail(format!(
                 "{} is not an option of `{}` (see --help)",
                 flag.name,
@@ -359,28 +432,121 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "--seed" => sp.seed = parse_uint(n, value, u64::MAX)?,
             "--prompt-tokens" => p.prompt_tokens = parse_token_list(n, value)?,
             "--output-tokens" => p.output_tokens = parse_token_list(n, value)?,
+            "--bigram" => {
+                if value.is_empty() {
+                    return fail("--bigram needs a file name");
+                }
+                bigram = Some(PathBuf::from(value));
+            }
+            "--start" => start = Some(parse_token(n, value)?),
+            "--max-new-tokens" => max_new_tokens = parse_uint(n, value, u32::MAX)?,
+            "--stop-tokens" => {
+                let seq = parse_token_list(n, value)?;
+                if seq.is_empty() {
+                    return fail("--stop-tokens needs at least one token id");
+                }
+                stop_tokens.push(seq);
+            }
+            "--batch" => {
+                batch = parse_uint(n, value, u32::MAX)?;
+                if batch == 0 {
+                    return fail("--batch must be at least 1");
+                }
+            }
+            "--beams" => {
+                let b = parse_uint(n, value, u32::MAX)?;
+                if b == 0 {
+                    return fail("--beams must be at least 1");
+                }
+                beams = Some(b);
+            }
+            "--length-penalty" => {
+                length_penalty = parse_f32(n, value)?;
+                if !length_penalty.is_finite() {
+                    return fail(format!("--length-penalty: {} is not finite", shown(value)));
+                }
+            }
+            "--early-stopping" => {
+                early_stopping = match value.trim() {
+                    "true" => EarlyStoppingArg::True,
+                    "false" => EarlyStoppingArg::False,
+                    "never" => EarlyStoppingArg::Never,
+                    _ => {
+                        return fail(format!(
+                            "--early-stopping: {} is not one of true, false, never",
+                            shown(value)
+                        ));
+                    }
+                }
+            }
+            "--num-return-sequences" => {
+                num_return_sequences = parse_uint(n, value, u32::MAX)?;
+                if num_return_sequences == 0 {
+                    return fail("--num-return-sequences must be at least 1");
+                }
+            }
             // Every name in FLAGS has an arm above; this one is only reached
             // if the table and the match drift apart.
             other => return fail(format!("option {other} is not handled (a bug in wgsample)")),
         }
     }
 
+    if matches!(sub, Sub::Generate | Sub::Beam) {
+        let Some(bigram) = bigram else {
+            return fail(format!("`{}` needs --bigram FILE (see --help)", sub.name()));
+        };
+        let Some(start) = start else {
+            return fail(format!("`{}` needs --start T (see --help)", sub.name()));
+        };
+        if sub == Sub::Generate {
+            return Ok(Command::Generate(GenerateArgs {
+                bigram,
+                start,
+                params: p,
+                max_new_tokens,
+                stop_tokens,
+                batch,
+                backend,
+            }));
+        }
+        let Some(beams) = beams else {
+            return fail("`beam` needs --beams B (see --help)");
+        };
+        if num_return_sequences > beams {
+            return fail(format!(
+                "--num-return-sequences {num_return_sequences} is more than --beams {beams}"
+            ));
+        }
+        return Ok(Command::Beam(BeamArgs {
+            bigram,
+            start,
+            beams,
+            length_penalty,
+            early_stopping,
+            eos: p.params.eos_token_ids,
+            max_new_tokens,
+            num_return_sequences,
+            backend,
+        }));
+    }
     let Some(logits) = logits else {
         return fail(format!("`{}` needs --logits FILE (see --help)", sub.name()));
     };
     let input = Input { logits, vocab };
-    Ok(match sub {
-        Sub::Dist => Command::Dist(DistArgs {
+    // `generate` and `beam` returned above.
+    Ok(if sub == Sub::Dist {
+        Command::Dist(DistArgs {
             input,
             params: p,
             row,
-        }),
-        Sub::Sample => Command::Sample(SampleArgs {
+        })
+    } else {
+        Command::Sample(SampleArgs {
             input,
             params: p,
             steps,
             backend,
-        }),
+        })
     })
 }
 
@@ -396,8 +562,13 @@ pub const USAGE: &str = "\
 wgsample: next-token sampling from a file of logits (the contract is SPEC.md).
 
 Usage:
-  wgsample dist   --logits FILE [--vocab V] [--row R] [PARAMS]
-  wgsample sample --logits FILE [--vocab V] [--steps N] [--backend cpu|gpu] [PARAMS]
+  wgsample dist     --logits FILE [--vocab V] [--row R] [PARAMS]
+  wgsample sample   --logits FILE [--vocab V] [--steps N] [--backend cpu|gpu] [PARAMS]
+  wgsample generate --bigram FILE --start T [--max-new-tokens N] [--stop-tokens T1,T2]
+                    [--batch B] [--backend cpu|gpu] [PARAMS]
+  wgsample beam     --bigram FILE --start T --beams B [--length-penalty X]
+                    [--early-stopping true|false|never] [--eos T] [--max-new-tokens N]
+                    [--num-return-sequences K] [--backend cpu|gpu]
   wgsample --help
 
 Commands:
@@ -408,6 +579,18 @@ Commands:
   sample  Sample every row and print one JSON line with one entry per row:
             {\"rows\": [{\"tokens\": [...], \"logprobs\": [...], \"status\": \"ok\"}, ...]}
           logprobs are log-probabilities under the raw logits.
+  generate  Decode with a bigram model (row t of the [V, V] table holds the
+          next-token logits after token t), one sequence per batch row, all
+          starting from --start, and print one JSON line:
+            {\"sequences\": [{\"tokens\": [...], \"stop_reason\": \"eos\"}, ...]}
+          tokens include the EOS id or stop sequence that ended the row;
+          stop_reason is eos, stop_sequence or max_new_tokens (or
+          invalid_logits / no_candidates when the sampler gave no token).
+          On the GPU the model step is a gather pass reading the previous
+          tokens from the sampler's output on the device.
+  beam    Beam search (HF semantics, SPEC.md) over the bigram model, from
+          --start, and print the best sequences, best first:
+            {\"sequences\": [{\"tokens\": [...], \"score\": X}, ...]}
 
 Input:
   --logits FILE            .npy file (float32 '<f4' or float16 '<f2', shape [V]
@@ -421,10 +604,26 @@ Input:
                            like a decode loop: token counts and the random
                            step carry over; a row stops at the first step whose
                            status is not ok, keeping the tokens it got before
-  --backend cpu|gpu        sample: backend to run on (default cpu; gpu falls
-                           back to cpu, saying so, when there is no adapter)
+  --backend cpu|gpu        sample, generate, beam: backend to run on (default
+                           cpu; gpu falls back to cpu, saying so, when there
+                           is no adapter)
 
-Sampling parameters (the same for every row):
+Bigram model (generate, beam):
+  --bigram FILE            .npy file of shape [V, V] (float32 or float16):
+                           row t = next-token logits after token t
+  --start T                the token every sequence starts from (its prompt)
+  --max-new-tokens N       stop after N generated tokens (default 16)
+  --stop-tokens T1,T2,...  generate: stop when the tokens end with this
+                           sequence (repeatable; counts once --min-new-tokens
+                           tokens are generated)
+  --batch B                generate: rows to decode (default 1); with --seed S
+                           row r gets seed S + r
+  --beams B                beam: beams per search (required)
+  --length-penalty X       beam: score = sum of logprobs / length^X (default 1)
+  --early-stopping E       beam: true, false (default) or never
+  --num-return-sequences K beam: sequences to print, K <= B (default 1)
+
+Sampling parameters (dist, sample, generate; the same for every row):
   --temperature F          0 = greedy argmax (default 1)
   --top-k N                keep the N most likely, ties kept (default 0 = off)
   --top-p F                nucleus mass in (0, 1] (default 1 = off)
@@ -437,12 +636,14 @@ Sampling parameters (the same for every row):
   --allow T1,T2,...        choose only among these tokens
   --eos TOKEN              end-of-sequence id, masked while fewer than
                            --min-new-tokens tokens are generated (repeatable;
-                           sampling it does not stop `sample --steps`)
+                           sampling it does not stop `sample --steps`; it ends
+                           a `generate` row, and a `beam` hypothesis)
   --min-new-tokens N       (default 0)
   --seed S                 seed of every row's random stream (default 0)
-  --prompt-tokens T1,...   prompt token ids (for the repetition penalty)
-  --output-tokens T1,...   token ids generated so far (for the penalties and
-                           --min-new-tokens)
+  --prompt-tokens T1,...   dist, sample: prompt token ids (for the repetition
+                           penalty)
+  --output-tokens T1,...   dist, sample: token ids generated so far (for the
+                           penalties and --min-new-tokens)
 
 Every option also accepts the form --option=VALUE. Token ids must be < V.
 
@@ -462,17 +663,125 @@ mod tests {
     #[test]
     fn every_flag_has_an_arm() {
         for f in FLAGS {
-            let sub = if f.dist { "dist" } else { "sample" };
-            let value = match f.name {
-                "--backend" => "cpu",
-                "--logit-bias" => "1=2",
-                _ => "1",
-            };
-            let mut a = args(&[sub, f.name, value]);
-            if f.name != "--logits" {
-                a.extend(args(&["--logits", "x"]));
+            for &sub in f.subs {
+                let value = match f.name {
+                    "--backend" => "cpu",
+                    "--logit-bias" => "1=2",
+                    "--early-stopping" => "never",
+                    _ => "1",
+                };
+                let mut a = args(&[sub.name(), f.name, value]);
+                let needs: &[&str] = match sub {
+                    Sub::Dist | Sub::Sample => &["--logits"],
+                    Sub::Generate => &["--bigram", "--start"],
+                    Sub::Beam => &["--bigram", "--start", "--beams"],
+                };
+                for n in needs {
+                    if *n != f.name {
+                        a.extend(args(&[n, "1"]));
+                    }
+                }
+                assert!(
+                    parse(&a).is_ok(),
+                    "{} {}: {:?}",
+                    sub.name(),
+                    f.name,
+                    parse(&a)
+                );
             }
-            assert!(parse(&a).is_ok(), "{}", f.name);
+        }
+    }
+
+    #[test]
+    fn generate_and_beam() {
+        let Command::Generate(g) = parse(&args(&[
+            "generate",
+            "--bigram",
+            "b.npy",
+            "--start=3",
+            "--stop-tokens",
+            "1,2",
+            "--stop-tokens=4",
+            "--eos",
+            "5",
+            "--batch",
+            "2",
+            "--seed",
+            "9",
+        ]))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(g.start, 3);
+        assert_eq!(g.stop_tokens, vec![vec![1, 2], vec![4]]);
+        assert_eq!(g.params.params.eos_token_ids, vec![5]);
+        assert_eq!(
+            (g.batch, g.max_new_tokens, g.params.params.seed),
+            (2, 16, 9)
+        );
+        let Command::Beam(b) = parse(&args(&[
+            "beam",
+            "--bigram",
+            "b.npy",
+            "--start",
+            "0",
+            "--beams",
+            "3",
+            "--early-stopping",
+            "true",
+            "--num-return-sequences",
+            "2",
+        ]))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!((b.beams, b.num_return_sequences), (3, 2));
+        assert_eq!(b.early_stopping, EarlyStoppingArg::True);
+        for bad in [
+            &["generate", "--bigram", "b"][..],
+            &["generate", "--start", "1"],
+            &["generate", "--bigram", "b", "--start", "1", "--batch", "0"],
+            &[
+                "generate",
+                "--bigram",
+                "b",
+                "--start",
+                "1",
+                "--stop-tokens",
+                "",
+            ],
+            &["generate", "--bigram", "b", "--start", "1", "--beams", "2"],
+            &["generate", "--bigram", "b", "--start", "1", "--logits", "x"],
+            &["beam", "--bigram", "b", "--start", "1"],
+            &[
+                "beam", "--bigram", "b", "--start", "1", "--beams", "2", "--top-k", "3",
+            ],
+            &[
+                "beam",
+                "--bigram",
+                "b",
+                "--start",
+                "1",
+                "--beams",
+                "2",
+                "--early-stopping",
+                "maybe",
+            ],
+            &[
+                "beam",
+                "--bigram",
+                "b",
+                "--start",
+                "1",
+                "--beams",
+                "2",
+                "--num-return-sequences",
+                "3",
+            ],
+            &["beam", "--bigram", "b", "--start", "1", "--beams", "0"],
+            &["sample", "--logits", "x", "--bigram", "b"],
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad:?}");
         }
     }
 

@@ -110,6 +110,42 @@ pub fn sample_line(rows: &[SampledRow]) -> String {
     out
 }
 
+/// The `generate` line: `{"sequences": [{"tokens": [...], "stop_reason":
+/// ...}, ...]}`, one entry per `(tokens, stop reason)`.
+pub fn generate_line(seqs: &[(&[u32], &str)]) -> String {
+    let mut out = String::from("{\"sequences\": [");
+    for (i, (tokens, reason)) in seqs.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str("{\"tokens\": ");
+        push_tokens(&mut out, tokens);
+        out.push_str(", \"stop_reason\": ");
+        push_str(&mut out, reason);
+        out.push('}');
+    }
+    out.push_str("]}");
+    out
+}
+
+/// The `beam` line: `{"sequences": [{"tokens": [...], "score": X}, ...]}`,
+/// in the given order (best first).
+pub fn beam_line(seqs: &[(&[u32], f32)]) -> String {
+    let mut out = String::from("{\"sequences\": [");
+    for (i, (tokens, score)) in seqs.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str("{\"tokens\": ");
+        push_tokens(&mut out, tokens);
+        out.push_str(", \"score\": ");
+        push_f32(&mut out, *score);
+        out.push('}');
+    }
+    out.push_str("]}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +187,14 @@ mod tests {
                 status: Status::NoCandidates,
             }]),
             r#"{"rows": [{"tokens": [1], "logprobs": [null], "status": "no_candidates"}]}"#
+        );
+        assert_eq!(
+            generate_line(&[(&[1, 2][..], "eos"), (&[][..], "max_new_tokens")]),
+            r#"{"sequences": [{"tokens": [1, 2], "stop_reason": "eos"}, {"tokens": [], "stop_reason": "max_new_tokens"}]}"#
+        );
+        assert_eq!(
+            beam_line(&[(&[3][..], -0.5)]),
+            r#"{"sequences": [{"tokens": [3], "score": -0.5}]}"#
         );
         let mut s = String::new();
         push_str(&mut s, "a\"\\\u{1}");

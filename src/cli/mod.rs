@@ -15,12 +15,19 @@
 //! `--backend gpu` runs [`sample_gpu`]: the same loop on the wgpu sampler,
 //! with the state on the device (and the CPU backend, with a note on
 //! stderr, when the machine has no GPU adapter at all).
+//!
+//! `generate` and `beam` drive the library's decoders
+//! ([`wgsample::decode::generate`], [`wgsample::beam::beam_search_bigram`])
+//! with a bigram table read by [`npy::read_bigram`]; the GPU fallback is
+//! the same as `sample`'s ([`gpu_or_fallback`]).
 
 pub mod args;
 pub mod json;
 pub mod npy;
 
-use args::{Backend, Command, DistArgs, ParamArgs, SampleArgs};
+use args::{
+    Backend, BeamArgs, Command, DistArgs, EarlyStoppingArg, GenerateArgs, ParamArgs, SampleArgs,
+};
 use json::SampledRow;
 use npy::LogitBatch;
 use std::io::Write as _;
@@ -150,7 +157,115 @@ pub fn run(argv: &[String]) -> Result<String, Failure> {
         Command::Help => Ok(args::USAGE.to_string()),
         Command::Dist(a) => run_dist(&a),
         Command::Sample(a) => run_sample(&a),
+        Command::Generate(a) => run_generate(&a),
+        Command::Beam(a) => run_beam(&a),
     }
+}
+
+/// Opens a GPU device, or says on stderr why there is none and returns
+/// `None` (the caller then runs the CPU backend: same contract, same
+/// output).
+fn gpu_or_fallback() -> Option<wgsample::gpu::GpuContext> {
+    match wgsample::gpu::open_device() {
+        Ok(ctx) => Some(ctx),
+        Err(e) => {
+            eprintln!("wgsample: {e}; falling back to the CPU backend");
+            None
+        }
+    }
+}
+
+/// Reads `--bigram` and checks `--start` against its vocabulary.
+fn bigram_setup(path: &std::path::Path, start: u32) -> Result<(Vec<f32>, usize), Failure> {
+    let (table, vocab) = npy::read_bigram(path)?;
+    if start as usize >= vocab {
+        return Err(Failure::usage(format!(
+            "--start {start} is not a token id (the bigram's vocab size is {vocab})"
+        )));
+    }
+    Ok((table, vocab))
+}
+
+/// `wgsample generate`: decode `--batch` rows with the bigram model.
+fn run_generate(a: &GenerateArgs) -> Result<String, Failure> {
+    use wgsample::decode::{DecodeSpec, StopCriteria, bigram::Backend as GenBackend};
+    let (table, vocab) = bigram_setup(&a.bigram, a.start)?;
+    let mut base = a.params.params.clone();
+    if let Some(allow) = &a.params.allow {
+        base.allowed_tokens = Some(wgsample::allowed_mask(vocab, allow)?);
+    }
+    let params: Vec<SamplingParams> = (0..a.batch)
+        .map(|r| SamplingParams {
+            seed: base.seed.wrapping_add(u64::from(r)),
+            ..base.clone()
+        })
+        .collect();
+    for (r, p) in params.iter().enumerate() {
+        p.validate(r, vocab)?;
+    }
+    for seq in &a.stop_tokens {
+        if let Some(t) = seq.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Failure::usage(format!(
+                "--stop-tokens: {t} is not a token id (the bigram's vocab size is {vocab})"
+            )));
+        }
+    }
+    let criteria = StopCriteria {
+        max_new_tokens: a.max_new_tokens,
+        min_new_tokens: base.min_new_tokens,
+        eos_token_ids: base.eos_token_ids.clone(),
+        stop_token_sequences: a.stop_tokens.clone(),
+        stop_strings: Vec::new(),
+    };
+    let spec = DecodeSpec::new(&params, &criteria);
+    let starts = vec![a.start; params.len()];
+    let ctx = match a.backend {
+        Backend::Cpu => None,
+        Backend::Gpu => gpu_or_fallback(),
+    };
+    let backend = match &ctx {
+        Some(ctx) => GenBackend::Gpu(ctx),
+        None => GenBackend::Cpu,
+    };
+    let out = wgsample::decode::generate(&table, vocab, &starts, &spec, backend, |_| {})?;
+    let rows: Vec<(&[u32], &str)> = out
+        .sequences
+        .iter()
+        .map(|s| (s.tokens.as_slice(), s.stop_reason.as_str()))
+        .collect();
+    Ok(json::generate_line(&rows) + "\n")
+}
+
+/// `wgsample beam`: beam search over the bigram model.
+fn run_beam(a: &BeamArgs) -> Result<String, Failure> {
+    use wgsample::beam::{BeamBackend, BeamConfig, EarlyStopping};
+    let (table, vocab) = bigram_setup(&a.bigram, a.start)?;
+    let cfg = BeamConfig {
+        num_beams: a.beams,
+        length_penalty: a.length_penalty,
+        early_stopping: match a.early_stopping {
+            EarlyStoppingArg::True => EarlyStopping::True,
+            EarlyStoppingArg::False => EarlyStopping::False,
+            EarlyStoppingArg::Never => EarlyStopping::Never,
+        },
+        eos_token_ids: a.eos.clone(),
+        max_new_tokens: a.max_new_tokens,
+        num_return_sequences: a.num_return_sequences,
+    };
+    let ctx = match a.backend {
+        Backend::Cpu => None,
+        Backend::Gpu => gpu_or_fallback(),
+    };
+    let backend = match &ctx {
+        Some(ctx) => BeamBackend::Gpu(ctx),
+        None => BeamBackend::Cpu,
+    };
+    let hyps = wgsample::beam::beam_search_bigram(&table, vocab, a.start, &cfg, backend)?;
+    let rows: Vec<(&[u32], f32)> = hyps
+        .iter()
+        .map(|h| (h.tokens.as_slice(), h.score))
+        .collect();
+    Ok(json::beam_line(&rows) + "\n")
 }
 
 /// Builds the row's parameters (with the allowed-token bitmask, which needs
@@ -246,12 +361,8 @@ fn sample_gpu(
 ) -> Result<Vec<SampledRow>, Failure> {
     use wgpu::util::DeviceExt as _;
     use wgsample::gpu::{DType, GpuSampler, SamplerConfig};
-    let ctx = match wgsample::gpu::open_device() {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("wgsample: {e}; falling back to the CPU backend");
-            return sample_cpu(batch, params, states, steps);
-        }
+    let Some(ctx) = gpu_or_fallback() else {
+        return sample_cpu(batch, params, states, steps);
     };
     let b = u32::try_from(batch.batch)
         .map_err(|_| Failure::usage(format!("batch {} is too large", batch.batch)))?;

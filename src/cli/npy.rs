@@ -170,6 +170,43 @@ impl Dtype {
 
 /// Parses a whole `.npy` file held in memory.
 pub fn parse_npy(bytes: &[u8]) -> Result<LogitBatch, InputError> {
+    parse_npy_shaped(bytes).map(|(b, _)| b)
+}
+
+/// Reads a bigram table for `generate` / `beam`: a `.npy` file of shape
+/// `[V, V]` (float32, or float16 widened exactly to float32). Returns the
+/// `V * V` values, row-major, and `V`.
+pub fn read_bigram(path: &Path) -> Result<(Vec<f32>, usize), InputError> {
+    let shown = path.display();
+    if path.is_dir() {
+        return err(format!("cannot read {shown}: it is a directory"));
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return err(format!("cannot read {shown}: {e}")),
+    };
+    if !bytes.starts_with(NPY_MAGIC) {
+        return err(format!(
+            "--bigram {shown} is not a .npy file (it does not start with \\x93NUMPY)"
+        ));
+    }
+    let (batch, shape) =
+        parse_npy_shaped(&bytes).map_err(|e| InputError(format!("{shown}: {e}")))?;
+    if shape.len() != 2 || shape[0] != shape[1] {
+        return err(format!(
+            "--bigram {shown} has shape {}, a bigram table must be square [V, V]",
+            show_shape(&shape)
+        ));
+    }
+    let data = match batch.data {
+        LogitData::F32(v) => v,
+        LogitData::F16(v) => v.iter().map(|h| h.to_f32()).collect(),
+    };
+    Ok((data, batch.vocab))
+}
+
+/// [`parse_npy`], also returning the shape as the header gives it.
+fn parse_npy_shaped(bytes: &[u8]) -> Result<(LogitBatch, Vec<usize>), InputError> {
     if !bytes.starts_with(NPY_MAGIC) {
         return err("not a .npy file (missing \\x93NUMPY magic)");
     }
@@ -261,7 +298,7 @@ pub fn parse_npy(bytes: &[u8]) -> Result<LogitBatch, InputError> {
                 .collect(),
         ),
     };
-    Ok(LogitBatch { batch, vocab, data })
+    Ok((LogitBatch { batch, vocab, data }, shape))
 }
 
 fn show_shape(shape: &[usize]) -> String {

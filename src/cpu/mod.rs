@@ -42,6 +42,7 @@ struct Worker {
 #[derive(Debug)]
 pub struct CpuSampler {
     threads: usize,
+    logprobs: bool,
     workers: Vec<Worker>,
 }
 
@@ -122,8 +123,18 @@ impl CpuSampler {
     pub fn with_threads(threads: usize) -> Self {
         CpuSampler {
             threads: threads.max(1),
+            logprobs: true,
             workers: Vec::new(),
         }
+    }
+
+    /// Turns the logprob output on (the default) or off. Off, every
+    /// `RowOutput::logprob` is NaN and rows skip the `sum exp` over the raw
+    /// logits that the logprob needs (for greedy rows, most of the work);
+    /// tokens and statuses are unchanged.
+    pub fn with_logprobs(mut self, on: bool) -> Self {
+        self.logprobs = on;
+        self
     }
 
     /// Samples one token per row of a row-major `[B, V]` batch, where
@@ -179,6 +190,7 @@ impl CpuSampler {
         if self.workers.len() < threads {
             self.workers.resize_with(threads, Worker::default);
         }
+        let logprobs = self.logprobs;
         let run = |worker: &mut Worker,
                    first: usize,
                    params: &[SamplingParams],
@@ -186,7 +198,7 @@ impl CpuSampler {
                    out: &mut [RowOutput]| {
             for (j, ((p, s), o)) in params.iter().zip(states.iter_mut()).zip(out).enumerate() {
                 let raw = row_f32(&logits, first + j, vocab, &mut worker.widened);
-                *o = row::sample_row(raw, p, s, &mut worker.work);
+                *o = row::sample_row(raw, p, s, &mut worker.work, logprobs);
                 if o.status == Status::Ok {
                     s.record(o.token);
                 }

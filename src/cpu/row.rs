@@ -20,6 +20,9 @@ pub(crate) struct Work {
     z: Vec<f32>,
     /// Candidate (logit, token) pairs for top-k / top-p / distributions.
     cand: Vec<(f32, u32)>,
+    /// `sum exp(raw - raw_max)` when top-p already computed it (unprocessed,
+    /// unscaled rows), so the logprob does not sum again.
+    raw_total: Option<f64>,
 }
 
 /// What steps 1-9 leave of a row.
@@ -47,7 +50,9 @@ fn filter<'a>(
     st: &RowState,
     z_buf: &'a mut Vec<f32>,
     cand: &mut Vec<(f32, u32)>,
+    raw_total: &mut Option<f64>,
 ) -> (Filtered, &'a [f32]) {
+    *raw_total = None;
     let v = raw.len();
     let eos_active = st.generated_len() < p.min_new_tokens && !p.eos_token_ids.is_empty();
     let pen_active =
@@ -60,11 +65,9 @@ fn filter<'a>(
     let scaled = !p.is_greedy() && p.temperature != 1.0;
 
     let mut zmax = raw_max;
-    if modified || scaled {
+    if modified {
         z_buf.clear();
         z_buf.extend_from_slice(raw);
-    }
-    if modified {
         let z = &mut z_buf[..];
         // Step 2: masks.
         if let Some(mask) = &p.allowed_tokens {
@@ -137,8 +140,14 @@ fn filter<'a>(
             let tok = fastmath::first_index_of(zsrc, zmax).unwrap_or(0) as u32;
             return (Filtered::Greedy(tok), zsrc);
         }
-        for x in z_buf.iter_mut() {
-            *x /= t;
+        if modified {
+            for x in z_buf.iter_mut() {
+                *x /= t;
+            }
+        } else {
+            // One fused pass: copy and divide.
+            z_buf.clear();
+            z_buf.extend(raw.iter().map(|&x| x / t));
         }
         zmax /= t; // division by t > 0 is monotone, so this is max(z / t)
     }
@@ -160,7 +169,11 @@ fn filter<'a>(
                 .map(|&(x, _)| fastmath::exp(x - zmax) as f64)
                 .sum::<f64>()
         } else {
-            collect_top_p_candidates(z, theta, zmax, p.top_p, cand)
+            let total = collect_top_p_candidates(z, theta, zmax, p.top_p, cand);
+            if !modified && !scaled && theta <= FLOOR {
+                *raw_total = Some(total);
+            }
+            total
         };
         theta = top_p_cut(cand, zmax, p.top_p as f64 * total).max(theta);
         cand.retain(|&(x, _)| x >= theta);
@@ -450,12 +463,13 @@ pub(crate) fn sample_row(
     p: &SamplingParams,
     st: &RowState,
     w: &mut Work,
+    logprobs: bool,
 ) -> RowOutput {
     let (raw_max, bad) = fastmath::max_and_check(raw);
     if bad {
         return no_token(Status::InvalidLogits);
     }
-    let (f, z) = filter(raw, raw_max, p, st, &mut w.z, &mut w.cand);
+    let (f, z) = filter(raw, raw_max, p, st, &mut w.z, &mut w.cand, &mut w.raw_total);
     let token = match f {
         Filtered::NoCandidates => return no_token(Status::NoCandidates),
         Filtered::Greedy(t) => t,
@@ -463,9 +477,16 @@ pub(crate) fn sample_row(
             gumbel_argmax(z, theta, max, listed, &w.cand, p.seed, st.step)
         }
     };
+    let logprob = if !logprobs {
+        f32::NAN
+    } else if let Some(total) = w.raw_total {
+        ((raw[token as usize] - raw_max) as f64 - total.ln()) as f32
+    } else {
+        raw_logprob(raw, raw_max, token)
+    };
     RowOutput {
         token,
-        logprob: raw_logprob(raw, raw_max, token),
+        logprob,
         status: Status::Ok,
     }
 }
@@ -493,7 +514,7 @@ pub(crate) fn distribution_row(
     if bad {
         return empty(Status::InvalidLogits);
     }
-    let (f, z) = filter(raw, raw_max, p, st, &mut w.z, &mut w.cand);
+    let (f, z) = filter(raw, raw_max, p, st, &mut w.z, &mut w.cand, &mut w.raw_total);
     match f {
         Filtered::NoCandidates => empty(Status::NoCandidates),
         Filtered::Greedy(t) => super::Distribution {
