@@ -75,5 +75,6 @@ pub fn shader_sources() -> Vec<(String, String, &'static str)> {
     }
     v.extend(sampler::shader_sources());
     v.extend(crate::decode::shader_sources());
+    v.extend(crate::beam::shader_sources());
     v
 }
