@@ -387,14 +387,11 @@ fn top_p_cut(cand: &mut [(f32, u32)], zmax: f32, target: f64) -> f32 {
     }
 }
 
-/// Upper bound on every finite Gumbel value SPEC's f32 formula can give
-/// (the largest `u < 1` is `1 - 2^-23`, so `g <= 15.95`).
-const G_MAX_FINITE: f32 = 16.5;
-
 /// SPEC step 10 over the survivors: `argmax_i (z_i + g_i)`, lowest index
 /// on ties. With `listed`, the survivors are `cand`; otherwise they are the
-/// tokens with `z_i >= theta`, scanned densely with Philox per block of
-/// four and the logarithms skipped for tokens that cannot win.
+/// tokens with `z_i >= theta`, scanned densely: Philox 64 tokens at a time
+/// ([`rng::words_64`]) and the logarithms skipped for tokens whose uniform
+/// is below the level they would need to win.
 fn gumbel_argmax(
     z: &[f32],
     theta: f32,
@@ -420,26 +417,38 @@ fn gumbel_argmax(
         best = (zmax + rng::gumbel(seed, step, i as u32), i as u32);
     }
     let key = rng::key_for_seed(seed);
-    for (blk, chunk) in z.chunks(4).enumerate() {
-        let mut any = false;
+    let mut ut = [0.0f32; 64];
+    for (bi, chunk) in z.chunks(64).enumerate() {
+        let mut cmax = f32::NEG_INFINITY;
         for &x in chunk {
-            any |= x >= theta;
+            cmax = if x > cmax { x } else { cmax };
         }
-        if !any {
+        if cmax < theta {
             continue;
         }
-        let words = rng::philox4x32_10(rng::counter_for((blk * 4) as u32, step), key);
-        for (lane, &x) in chunk.iter().enumerate() {
+        let words = rng::words_64((bi * 16) as u32, step, key);
+        // A token can only reach the current best key K if its Gumbel value
+        // g = -ln(-ln u) reaches y = K - z, i.e. if u >= exp(-exp(-y)). The
+        // thresholds are computed for the whole chunk with the vectorised
+        // exp and a safety margin far above its error, so the exact
+        // logarithms run only for the few tokens that can win.
+        let bound = best.0;
+        let margin = 1e-3 * bound.abs().max(1.0);
+        for (t, &x) in ut.iter_mut().zip(chunk) {
+            let y = (bound - x) - margin * x.abs().max(1.0);
+            *t = fastmath::exp(-fastmath::exp(-y)) * (1.0 - 1e-5);
+        }
+        for (j, &x) in chunk.iter().enumerate() {
             if x < theta {
                 continue;
             }
-            let i = (blk * 4 + lane) as u32;
-            let w = words[lane];
-            let maybe_inf = (w >> 8) == 0x00FF_FFFF;
-            if !maybe_inf && x + G_MAX_FINITE < best.0 {
+            let w = words[j];
+            let u = rng::uniform_from_word(w);
+            if u < ut[j] && (w >> 8) != 0x00FF_FFFF {
                 continue;
             }
-            let k = x + rng::gumbel_from_uniform(rng::uniform_from_word(w));
+            let i = (bi * 64 + j) as u32;
+            let k = x + rng::gumbel_from_uniform(u);
             if better(k, i, best) {
                 best = (k, i);
             }
