@@ -8,8 +8,9 @@
 //! vocabulary. Parameters are uploaded only when [`GpuSampler::set_params`]
 //! or [`GpuSampler::set_state`] changed something; the state (generated
 //! length, step counter, the list of generated tokens with their counts) is
-//! updated by the shaders themselves, so a decode loop uploads nothing per
-//! step but a 32-byte uniform. [`GpuSampler::record`] records the passes
+//! updated by the shaders themselves, so a decode loop over a fixed logits
+//! buffer uploads nothing per step (the one uniform is rewritten only when
+//! the batch, dtype or offset changes). [`GpuSampler::record`] records the passes
 //! into the caller's `CommandEncoder` (nothing is submitted behind its
 //! back) and writes tokens, logprobs and statuses into
 //! [`GpuSampler::output_buffer`], whose first `4 B` bytes are the `B`
@@ -135,7 +136,7 @@ struct RowParamsGpu {
 
 /// The uniform of every pass (`Dims` in bindings.wgsl).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 struct Dims {
     batch: u32,
     vocab: u32,
@@ -190,6 +191,7 @@ pub struct GpuSampler {
     steps_bound: Vec<u64>,
     dirty: bool,
     last_batch: u32,
+    last_dims: Option<Dims>,
 }
 
 fn storage(
@@ -334,6 +336,7 @@ impl GpuSampler {
                 steps_bound: vec![0; cfg.max_batch as usize],
                 dirty: true,
                 last_batch: 0,
+                last_dims: None,
             };
             Ok(sampler)
         })
@@ -636,22 +639,28 @@ impl GpuSampler {
             ));
         }
         let base = ((offset - bind_off) / dtype.size()) as u32;
-        let mut dims = [0u8; (DIMS_STRIDE * 8) as usize];
-        for pass_id in 0..8u32 {
-            let d = Dims {
-                batch,
-                vocab: self.cfg.vocab,
-                chunks: self.chunks,
-                dtype: dtype.code(),
-                pass_id,
-                cap: self.cfg.max_seen_tokens,
-                logits_off: base,
-                max_batch: self.cfg.max_batch,
-            };
-            let at = (u64::from(pass_id) * DIMS_STRIDE) as usize;
-            dims[at..at + 32].copy_from_slice(bytemuck::bytes_of(&d));
+        let dims0 = Dims {
+            batch,
+            vocab: self.cfg.vocab,
+            chunks: self.chunks,
+            dtype: dtype.code(),
+            pass_id: 0,
+            cap: self.cfg.max_seen_tokens,
+            logits_off: base,
+            max_batch: self.cfg.max_batch,
+        };
+        // The uniform changes only with the batch, dtype or offset: a decode
+        // loop over a fixed buffer uploads nothing per step.
+        if self.last_dims != Some(dims0) {
+            let mut dims = [0u8; (DIMS_STRIDE * 8) as usize];
+            for pass_id in 0..8u32 {
+                let d = Dims { pass_id, ..dims0 };
+                let at = (u64::from(pass_id) * DIMS_STRIDE) as usize;
+                dims[at..at + 32].copy_from_slice(bytemuck::bytes_of(&d));
+            }
+            self.ctx.queue.write_buffer(&self.dims_buf, 0, &dims);
+            self.last_dims = Some(dims0);
         }
-        self.ctx.queue.write_buffer(&self.dims_buf, 0, &dims);
         for s in &mut self.steps_bound[..rows] {
             *s += 1;
         }
