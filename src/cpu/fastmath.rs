@@ -98,6 +98,48 @@ pub fn max_and_check(xs: &[f32]) -> (f32, bool) {
     (mm, b)
 }
 
+/// One pass for greedy rows: `(max, index of its first occurrence, bad)`,
+/// `bad` as in [`max_and_check`]. Per-lane maxima and first indices, merged
+/// at the end (lowest index among equal maxima; -0 and +0 are equal).
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+pub fn max_argmax_check(xs: &[f32]) -> (f32, usize, bool) {
+    let mut m = [f32::NEG_INFINITY; LANES];
+    let mut idx = [u32::MAX; LANES];
+    let mut bad = [false; LANES];
+    let mut it = xs.chunks_exact(LANES);
+    let mut base = 0u32;
+    for c in &mut it {
+        for j in 0..LANES {
+            let x = c[j];
+            bad[j] |= !(x < f32::INFINITY);
+            let take = x > m[j];
+            m[j] = if take { x } else { m[j] };
+            idx[j] = if take { base + j as u32 } else { idx[j] };
+        }
+        base += LANES as u32;
+    }
+    let (mut mm, mut mi, mut b) = (f32::NEG_INFINITY, u32::MAX, false);
+    for j in 0..LANES {
+        b |= bad[j];
+        if m[j] > mm || (m[j] == mm && idx[j] < mi) {
+            mm = m[j];
+            mi = idx[j];
+        }
+    }
+    for (k, &x) in it.remainder().iter().enumerate() {
+        b |= !(x < f32::INFINITY);
+        if x > mm {
+            mm = x;
+            mi = base + k as u32;
+        }
+    }
+    if mi == u32::MAX {
+        // All -inf (or empty): the first element, as first_index_of gives.
+        mi = 0;
+    }
+    (mm, mi as usize, b)
+}
+
 /// Maximum of a slice without NaN (`-inf` when empty).
 pub fn max(xs: &[f32]) -> f32 {
     max_and_check(xs).0
@@ -150,6 +192,15 @@ mod tests {
         assert!(max_and_check(&v).1);
         v[77] = f32::INFINITY;
         assert!(max_and_check(&v).1);
+        assert_eq!(max_argmax_check(&xs), (3.0, 1, false));
+        let mut w: Vec<f32> = (0..37).map(|i| (i % 5) as f32).collect();
+        w[33] = 9.0;
+        w[21] = 9.0;
+        assert_eq!(max_argmax_check(&w), (9.0, 21, false));
+        w[30] = f32::NAN;
+        assert!(max_argmax_check(&w).2);
+        let z = [-0.0f32, 0.0, -1.0];
+        assert_eq!(max_argmax_check(&z).1, 0);
         let s = sum_exp(&[0.0, 0.0, f32::NEG_INFINITY], 0.0);
         assert!((s - 2.0).abs() < 1e-6);
     }

@@ -43,9 +43,11 @@ const FLOOR: f32 = f32::MIN;
 
 /// Runs steps 1-9. Returns the filter result and the processed logits to
 /// use for steps 9-10 (either `raw` or the scratch copy).
+#[allow(clippy::too_many_arguments)]
 fn filter<'a>(
     raw: &'a [f32],
     raw_max: f32,
+    raw_argmax: Option<usize>,
     p: &SamplingParams,
     st: &RowState,
     z_buf: &'a mut Vec<f32>,
@@ -127,7 +129,10 @@ fn filter<'a>(
     // Step 5: greedy.
     if p.is_greedy() {
         let zsrc: &[f32] = if modified { &z_buf[..] } else { raw };
-        let tok = fastmath::first_index_of(zsrc, zmax).unwrap_or(0) as u32;
+        let tok = match raw_argmax {
+            Some(i) if !modified => i as u32,
+            _ => fastmath::first_index_of(zsrc, zmax).unwrap_or(0) as u32,
+        };
         return (Filtered::Greedy(tok), zsrc);
     }
     // Step 6: temperature (an f32 division, as the GPU does it).
@@ -474,11 +479,27 @@ pub(crate) fn sample_row(
     w: &mut Work,
     logprobs: bool,
 ) -> RowOutput {
-    let (raw_max, bad) = fastmath::max_and_check(raw);
+    // Greedy rows get the first index of the maximum from the same pass.
+    let (raw_max, raw_argmax, bad) = if p.is_greedy() {
+        let (m, i, b) = fastmath::max_argmax_check(raw);
+        (m, Some(i), b)
+    } else {
+        let (m, b) = fastmath::max_and_check(raw);
+        (m, None, b)
+    };
     if bad {
         return no_token(Status::InvalidLogits);
     }
-    let (f, z) = filter(raw, raw_max, p, st, &mut w.z, &mut w.cand, &mut w.raw_total);
+    let (f, z) = filter(
+        raw,
+        raw_max,
+        raw_argmax,
+        p,
+        st,
+        &mut w.z,
+        &mut w.cand,
+        &mut w.raw_total,
+    );
     let token = match f {
         Filtered::NoCandidates => return no_token(Status::NoCandidates),
         Filtered::Greedy(t) => t,
@@ -523,7 +544,16 @@ pub(crate) fn distribution_row(
     if bad {
         return empty(Status::InvalidLogits);
     }
-    let (f, z) = filter(raw, raw_max, p, st, &mut w.z, &mut w.cand, &mut w.raw_total);
+    let (f, z) = filter(
+        raw,
+        raw_max,
+        None,
+        p,
+        st,
+        &mut w.z,
+        &mut w.cand,
+        &mut w.raw_total,
+    );
     match f {
         Filtered::NoCandidates => empty(Status::NoCandidates),
         Filtered::Greedy(t) => super::Distribution {
