@@ -297,3 +297,27 @@ fn merge_acc(a: Acc, b: Acc) -> Acc {
     return o;
 }
 
+
+// ---- (key, index) argmax across a workgroup, shared by gumbel.wgsl and
+// finalize.wgsl: the largest key, the lowest index on ties; index
+// 0xFFFFFFFF means "none". Every invocation calls it in uniform control
+// flow; afterwards red_key[0] / red_arg[0] hold the result.
+var<workgroup> red_key: array<u32, 256>;
+var<workgroup> red_arg: array<u32, 256>;
+
+fn reduce_key_arg(lid: u32, key: u32, arg: u32) {
+    red_key[lid] = key;
+    red_arg[lid] = arg;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            let k2 = red_key[lid + s];
+            let a2 = red_arg[lid + s];
+            if (a2 != 0xFFFFFFFFu && (red_arg[lid] == 0xFFFFFFFFu || k2 > red_key[lid] || (k2 == red_key[lid] && a2 < red_arg[lid]))) {
+                red_key[lid] = k2;
+                red_arg[lid] = a2;
+            }
+        }
+        workgroupBarrier();
+    }
+}

@@ -2,8 +2,6 @@
 // Gumbel partials of gumbel.wgsl in a fixed order and finishes the
 // filtered rows (token, logprob, status, state update).
 
-var<workgroup> skey: array<u32, 256>;
-var<workgroup> sarg: array<u32, 256>;
 var<workgroup> wg_active: u32;
 
 @compute @workgroup_size(256)
@@ -29,22 +27,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             arg = a;
         }
     }
-    skey[lid] = best;
-    sarg[lid] = arg;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            let k2 = skey[lid + s];
-            let a2 = sarg[lid + s];
-            if (a2 != 0xFFFFFFFFu && (sarg[lid] == 0xFFFFFFFFu || k2 > skey[lid] || (k2 == skey[lid] && a2 < sarg[lid]))) {
-                skey[lid] = k2;
-                sarg[lid] = a2;
-            }
-        }
-        workgroupBarrier();
-    }
+    reduce_key_arg(lid, best, arg);
     if (lid == 0u) {
-        wg_active = sarg[0];
+        wg_active = red_arg[0];
     }
     let tok = workgroupUniformLoad(&wg_active);
     finish_row(r, lid, tok, select(0u, 2u, tok == 0xFFFFFFFFu));

@@ -3,8 +3,6 @@
 // key of z / T + g over tokens with z / T >= theta, lowest index on ties,
 // written as partials for finalize.wgsl. Rows already finished skip it.
 
-var<workgroup> skey: array<u32, 256>;
-var<workgroup> sarg: array<u32, 256>;
 var<workgroup> wg_active: u32;
 
 @compute @workgroup_size(256)
@@ -42,22 +40,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
         }
     }
-    skey[lid] = best;
-    sarg[lid] = arg;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            let k2 = skey[lid + s];
-            let a2 = sarg[lid + s];
-            if (a2 != 0xFFFFFFFFu && (sarg[lid] == 0xFFFFFFFFu || k2 > skey[lid] || (k2 == skey[lid] && a2 < sarg[lid]))) {
-                skey[lid] = k2;
-                sarg[lid] = a2;
-            }
-        }
-        workgroupBarrier();
-    }
+    reduce_key_arg(lid, best, arg);
     if (lid == 0u) {
-        scratch[part(r, wg.x, 5u)] = skey[0];
-        scratch[part(r, wg.x, 6u)] = sarg[0];
+        scratch[part(r, wg.x, 5u)] = red_key[0];
+        scratch[part(r, wg.x, 6u)] = red_arg[0];
     }
 }
