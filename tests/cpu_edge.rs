@@ -1077,3 +1077,31 @@ fn gumbel_of_u_equal_one_is_infinite_and_wins() {
         "{out:?}"
     );
 }
+
+#[test]
+fn top_k_ties_created_by_the_temperature_division_are_kept() {
+    // SPEC: top-k keeps z/T >= the k-th largest z/T. Two distinct logits can
+    // become equal after the f32 division (neighbouring floats near 1.0,
+    // divided by 1000, can round to the same value; found here directly), so
+    // with k = 1 both survive, even though only one is the largest logit.
+    let t = 1000.0f32;
+    // The first pair of neighbouring floats below 1.0 that the division merges.
+    let (a, b) = (1..100u32)
+        .map(|i| {
+            let a = f32::from_bits(1.0f32.to_bits() - i);
+            (a, f32::from_bits(a.to_bits() - 1))
+        })
+        .find(|&(a, b)| a / t == b / t)
+        .expect("some neighbouring floats merge when divided by 1000");
+    assert!(b < a);
+    let row = [b, 0.25, a, 0.5];
+    let p = SamplingParams {
+        temperature: t,
+        top_k: 1,
+        ..Default::default()
+    };
+    let d = wgsample::filtered_distribution(Logits::F32(&row), &p, &RowState::default()).unwrap();
+    assert_eq!(d.tokens, vec![0, 2], "both merged values survive, lower id first: {d:?}");
+    let o = oracle_row(&row, &p, &OracleState::default());
+    assert_eq!(o.dist_tokens, vec![0, 2], "oracle: {o:?}");
+}

@@ -135,6 +135,58 @@ fn filter<'a>(
         };
         return (Filtered::Greedy(tok), zsrc);
     }
+    // Steps 6-8 without materialising z / T: for an unprocessed row with
+    // top-k, select on the raw logits (division by T > 0 is monotone) with a
+    // few ulps of slack, then divide only the candidates and redo the
+    // selection exactly on z / T. Saves a pass that writes the whole row.
+    if scaled && !modified && p.top_k_active(v) && !(zmax / p.temperature).is_infinite() {
+        let t = p.temperature;
+        let zmax_t = zmax / t;
+        let theta_t = if p.min_p > 0.0 {
+            FLOOR.max(zmax_t + min_p_log(p.min_p))
+        } else {
+            FLOOR
+        };
+        // Every x with x / t >= theta_t has x >= lb.
+        let lb = if theta_t <= FLOOR {
+            FLOOR
+        } else {
+            let b = theta_t * t;
+            b - b.abs() * 5e-7
+        };
+        let k = p.top_k as usize;
+        let mut unused = FLOOR;
+        if top_k(raw, lb, k, true, cand, &mut unused) {
+            for c in cand.iter_mut() {
+                c.0 /= t;
+            }
+            cand.retain(|&(x, _)| x >= theta_t);
+            if cand.len() >= k {
+                cand.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+                let kth = cand[k - 1].0;
+                cand.retain(|&(x, _)| x >= kth);
+                let mut theta = theta_t.max(kth);
+                if p.top_p < 1.0 {
+                    let total = cand
+                        .iter()
+                        .map(|&(x, _)| fastmath::exp(x - zmax_t) as f64)
+                        .sum::<f64>();
+                    theta = top_p_cut(cand, zmax_t, p.top_p as f64 * total).max(theta);
+                    cand.retain(|&(x, _)| x >= theta);
+                }
+                return (
+                    Filtered::Kept {
+                        theta,
+                        max: zmax_t,
+                        listed: true,
+                    },
+                    raw,
+                );
+            }
+            // Fewer than k survivors of min-p: top-k is a no-op; fall
+            // through to the general path.
+        }
+    }
     // Step 6: temperature (an f32 division, as the GPU does it).
     if scaled {
         let t = p.temperature;
@@ -165,7 +217,7 @@ fn filter<'a>(
     let mut listed = false;
     // Step 8: top-k.
     if p.top_k_active(v) {
-        listed = top_k(z, theta, p.top_k as usize, cand, &mut theta);
+        listed = top_k(z, theta, p.top_k as usize, false, cand, &mut theta);
     }
     // Step 9: top-p.
     if p.top_p < 1.0 {
@@ -204,7 +256,17 @@ pub(crate) fn min_p_log(min_p: f32) -> f32 {
 /// it. Leaves in `cand` every token with `z_i >= theta` (new theta) and
 /// returns true; when fewer than `k` tokens reach `theta`, top-k is a no-op
 /// and it returns false with `cand` unspecified.
-fn top_k(z: &[f32], theta0: f32, k: usize, cand: &mut Vec<(f32, u32)>, theta: &mut f32) -> bool {
+fn top_k(
+    z: &[f32],
+    theta0: f32,
+    k: usize,
+    slack: bool,
+    cand: &mut Vec<(f32, u32)>,
+    theta: &mut f32,
+) -> bool {
+    // With `slack`, also keep values a few ulps below each threshold: the
+    // caller divides by T afterwards, and x < kth can round to kth / T.
+    let low = |t: f32| if slack && t > FLOOR { t - t.abs() * 5e-7 } else { t };
     cand.clear();
     let cap = (2 * k).max(k + 512);
     let mut tau = theta0;
@@ -212,12 +274,13 @@ fn top_k(z: &[f32], theta0: f32, k: usize, cand: &mut Vec<(f32, u32)>, theta: &m
     let mut base = 0u32;
     for chunk in z.chunks(64) {
         let mut any = false;
+        let lo = low(tau);
         for &x in chunk {
-            any |= x >= tau;
+            any |= x >= lo;
         }
         if any {
             for (j, &x) in chunk.iter().enumerate() {
-                if x >= tau {
+                if x >= lo {
                     cand.push((x, base + j as u32));
                 }
             }
@@ -225,7 +288,8 @@ fn top_k(z: &[f32], theta0: f32, k: usize, cand: &mut Vec<(f32, u32)>, theta: &m
                 // Keep the k largest (and everything tied with the k-th).
                 cand.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
                 tau = cand[k - 1].0;
-                cand.retain(|&(x, _)| x >= tau);
+                let lo = low(tau);
+                cand.retain(|&(x, _)| x >= lo);
                 compacted = true;
             }
         }
@@ -236,7 +300,8 @@ fn top_k(z: &[f32], theta0: f32, k: usize, cand: &mut Vec<(f32, u32)>, theta: &m
     }
     cand.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
     let kth = cand[k - 1].0;
-    cand.retain(|&(x, _)| x >= kth);
+    let lo = low(kth);
+    cand.retain(|&(x, _)| x >= lo);
     *theta = theta.max(kth);
     true
 }
