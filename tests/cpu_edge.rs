@@ -1101,7 +1101,11 @@ fn top_k_ties_created_by_the_temperature_division_are_kept() {
         ..Default::default()
     };
     let d = wgsample::filtered_distribution(Logits::F32(&row), &p, &RowState::default()).unwrap();
-    assert_eq!(d.tokens, vec![0, 2], "both merged values survive, lower id first: {d:?}");
+    assert_eq!(
+        d.tokens,
+        vec![0, 2],
+        "both merged values survive, lower id first: {d:?}"
+    );
     let o = oracle_row(&row, &p, &OracleState::default());
     assert_eq!(o.dist_tokens, vec![0, 2], "oracle: {o:?}");
 }

@@ -266,7 +266,13 @@ fn top_k(
 ) -> bool {
     // With `slack`, also keep values a few ulps below each threshold: the
     // caller divides by T afterwards, and x < kth can round to kth / T.
-    let low = |t: f32| if slack && t > FLOOR { t - t.abs() * 5e-7 } else { t };
+    let low = |t: f32| {
+        if slack && t > FLOOR {
+            t - t.abs() * 5e-7
+        } else {
+            t
+        }
+    };
     cand.clear();
     let cap = (2 * k).max(k + 512);
     let mut tau = theta0;
