@@ -1,22 +1,11 @@
 //! CPU backend speed, one row at the reference size: V = 128256,
 //! logits 3·N(0,1); greedy, top-k 50 at T 0.8, top-p 0.9 at T 0.8, plain
 //! temperature, and a batch of 64 rows on all cores.
+mod common;
+use common::normal_logits;
 use criterion::{Criterion, criterion_group, criterion_main};
-use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::hint::black_box;
 use wgsample::{CpuSampler, Logits, RowState, SamplingParams};
-
-/// `n` values of `scale * N(0, 1)` by Box-Muller, deterministic.
-fn normal_logits(n: usize, scale: f32, seed: u64) -> Vec<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let u1: f32 = rng.random_range(f32::EPSILON..1.0);
-            let u2: f32 = rng.random();
-            scale * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-        })
-        .collect()
-}
 
 fn bench(c: &mut Criterion) {
     const V: usize = 128_256;

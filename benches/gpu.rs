@@ -7,23 +7,13 @@
 //! engine). CPU time is `CpuSampler::sample` on the same logits in host
 //! memory, all cores. On lavapipe (Mesa's software Vulkan) the "GPU" runs on
 //! the CPU: those figures show the work done, not GPU speed.
+mod common;
+use common::normal_logits;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::hint::black_box;
 use wgpu::util::DeviceExt;
 use wgsample::gpu::{DType, GpuSampler, SamplerConfig, open_device};
 use wgsample::{CpuSampler, Logits, RowState, SamplingParams};
-
-fn normal_logits(n: usize, scale: f32, seed: u64) -> Vec<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let u1: f32 = rng.random_range(f32::EPSILON..1.0);
-            let u2: f32 = rng.random();
-            scale * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-        })
-        .collect()
-}
 
 fn strategies() -> Vec<(&'static str, SamplingParams)> {
     vec![

@@ -35,6 +35,8 @@
 //!
 //! On lavapipe (Mesa's software Vulkan) the "GPU" is the CPU: its figures
 //! show the work the shaders do and that they run, not GPU speed.
+mod common;
+use common::normal_logits;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -42,7 +44,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode};
-use rand::{Rng, SeedableRng, rngs::StdRng};
 use wgpu::util::DeviceExt;
 use wgsample::gpu::{DType, GpuContext, GpuSampler, SamplerConfig};
 use wgsample::{CpuSampler, Logits, RowState, SamplingParams};
@@ -103,18 +104,6 @@ fn fresh_state(strategy: &str, row: usize, vocab: usize) -> RowState {
     } else {
         RowState::default()
     }
-}
-
-/// `n` values of `scale * N(0, 1)` by Box-Muller, deterministic.
-fn normal_logits(n: usize, scale: f32, seed: u64) -> Vec<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let u1: f32 = rng.random_range(f32::EPSILON..1.0);
-            let u2: f32 = rng.random();
-            scale * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-        })
-        .collect()
 }
 
 fn env_list<T: std::str::FromStr + Clone>(name: &str, default: &[T]) -> Vec<T> {

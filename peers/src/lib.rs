@@ -11,20 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rand::{Rng, SeedableRng, rngs::StdRng};
-
-/// `n` values of `scale * N(0, 1)` by Box-Muller, deterministic: the same
-/// generator as the root crate's `benches/cpu.rs` and `benches/matrix.rs`.
-pub fn normal_logits(n: usize, scale: f32, seed: u64) -> Vec<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let u1: f32 = rng.random_range(f32::EPSILON..1.0);
-            let u2: f32 = rng.random();
-            scale * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-        })
-        .collect()
-}
+/// The root benches' reference logits (`scale * N(0, 1)`, Box-Muller,
+/// deterministic), shared so that peers and wgsample sample the same rows.
+#[path = "../../benches/common/mod.rs"]
+mod common;
+pub use common::normal_logits;
 
 /// Where criterion writes: `CRITERION_HOME`, else `CARGO_TARGET_DIR`'s
 /// `criterion`, else the workspace's `target/criterion` when it exists

@@ -25,7 +25,8 @@ use super::Candidate;
 use super::cpu::check_step;
 use crate::gpu::GpuContext;
 use crate::gpu::device::{
-    buffer_entry, check_buffer_size, compute_pipeline, plan_logits_binding, scoped, submit_and_read,
+    buffer_entry, check_binding_size, check_buffer_size, compute_pipeline, plan_logits_binding,
+    scoped, storage_buffer, submit_and_read,
 };
 use crate::{Error, Result};
 
@@ -112,20 +113,6 @@ pub struct GpuBeamStep {
     last_groups: u32,
 }
 
-fn storage(
-    device: &wgpu::Device,
-    label: &str,
-    bytes: u64,
-    extra: wgpu::BufferUsages,
-) -> wgpu::Buffer {
-    device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: bytes.max(16).next_multiple_of(4),
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | extra,
-        mapped_at_creation: false,
-    })
-}
-
 impl GpuBeamStep {
     /// Creates the pipelines and buffers for steps of at most `max_groups`
     /// groups of `beams` beams over `vocab` tokens, keeping `k` candidates
@@ -193,14 +180,7 @@ impl GpuBeamStep {
             ("the beam step output", (3 * gk + u64::from(max_groups)) * 4),
         ];
         for (what, bytes) in sizes {
-            check_buffer_size(device, what, bytes)?;
-            if bytes > limits.max_storage_buffer_binding_size {
-                return Err(Error::Gpu(format!(
-                    "{what} need {bytes} bytes, more than this device's \
-                     max_storage_buffer_binding_size ({})",
-                    limits.max_storage_buffer_binding_size
-                )));
-            }
+            check_binding_size(device, what, bytes)?;
         }
         use wgpu::BufferBindingType as T;
         let ro = T::Storage { read_only: true };
@@ -245,10 +225,10 @@ impl GpuBeamStep {
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 }),
-                scores_buf: storage(device, "wgsample beam scores", sizes[0].1, none),
-                lse_buf: storage(device, "wgsample beam lse", sizes[1].1, none),
-                cand_buf: storage(device, "wgsample beam lists", sizes[2].1, none),
-                out_buf: storage(
+                scores_buf: storage_buffer(device, "wgsample beam scores", sizes[0].1, none),
+                lse_buf: storage_buffer(device, "wgsample beam lse", sizes[1].1, none),
+                cand_buf: storage_buffer(device, "wgsample beam lists", sizes[2].1, none),
+                out_buf: storage_buffer(
                     device,
                     "wgsample beam out",
                     sizes[3].1,
@@ -450,7 +430,7 @@ impl GpuBeamStep {
         let size = (logits.len() as u64 * 4).max(4);
         check_buffer_size(&self.ctx.device, "the logits upload", size)?;
         if self.upload.as_ref().is_none_or(|u| u.size() < size) {
-            self.upload = Some(storage(
+            self.upload = Some(storage_buffer(
                 &self.ctx.device,
                 "wgsample beam logits upload",
                 size,

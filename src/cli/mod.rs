@@ -360,7 +360,7 @@ fn sample_gpu(
     steps: u32,
 ) -> Result<Vec<SampledRow>, Failure> {
     use wgpu::util::DeviceExt as _;
-    use wgsample::gpu::{DType, GpuSampler, SamplerConfig};
+    use wgsample::gpu::{GpuSampler, SamplerConfig};
     let Some(ctx) = gpu_or_fallback() else {
         return sample_cpu(batch, params, states, steps);
     };
@@ -383,19 +383,7 @@ fn sample_gpu(
         sampler.set_params(r, p)?;
         sampler.set_state(r, s)?;
     }
-    let (bytes, dtype): (Vec<u8>, DType) = match batch.logits() {
-        wgsample::Logits::F32(x) => (bytemuck::cast_slice(x).to_vec(), DType::F32),
-        wgsample::Logits::F16(x) => (
-            x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
-            DType::F16,
-        ),
-        wgsample::Logits::Bf16(x) => (
-            x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
-            DType::Bf16,
-        ),
-    };
-    let mut padded = bytes;
-    padded.resize(padded.len().next_multiple_of(4).max(4), 0);
+    let (padded, dtype) = wgsample::gpu::logits_bytes(batch.logits());
     let max = ctx.device.limits().max_buffer_size;
     if padded.len() as u64 > max {
         return Err(Failure::usage(format!(

@@ -167,12 +167,8 @@ fn filter<'a>(
                 cand.retain(|&(x, _)| x >= kth);
                 let mut theta = theta_t.max(kth);
                 if p.top_p < 1.0 {
-                    let total = cand
-                        .iter()
-                        .map(|&(x, _)| fastmath::exp(x - zmax_t) as f64)
-                        .sum::<f64>();
-                    theta = top_p_cut(cand, zmax_t, p.top_p as f64 * total).max(theta);
-                    cand.retain(|&(x, _)| x >= theta);
+                    let total = cand_mass(cand, zmax_t);
+                    theta = cut_top_p(cand, zmax_t, p.top_p, total, theta);
                 }
                 return (
                     Filtered::Kept {
@@ -222,9 +218,7 @@ fn filter<'a>(
     // Step 9: top-p.
     if p.top_p < 1.0 {
         let total = if listed {
-            cand.iter()
-                .map(|&(x, _)| fastmath::exp(x - zmax) as f64)
-                .sum::<f64>()
+            cand_mass(cand, zmax)
         } else {
             let total = collect_top_p_candidates(z, theta, zmax, p.top_p, cand);
             if !modified && !scaled && theta <= FLOOR {
@@ -232,8 +226,7 @@ fn filter<'a>(
             }
             total
         };
-        theta = top_p_cut(cand, zmax, p.top_p as f64 * total).max(theta);
-        cand.retain(|&(x, _)| x >= theta);
+        theta = cut_top_p(cand, zmax, p.top_p, total, theta);
         listed = true;
     }
     (
@@ -244,6 +237,23 @@ fn filter<'a>(
         },
         z,
     )
+}
+
+/// `sum exp(z - zmax)` over the candidates (the top-p normaliser when they
+/// are all the survivors).
+fn cand_mass(cand: &[(f32, u32)], zmax: f32) -> f64 {
+    cand.iter()
+        .map(|&(x, _)| fastmath::exp(x - zmax) as f64)
+        .sum()
+}
+
+/// SPEC step 9 on `cand` (which holds every survivor ranked before the
+/// cut; `total` is the survivors' mass): returns `theta` raised to the cut
+/// and keeps in `cand` only the tokens at or above it.
+fn cut_top_p(cand: &mut Vec<(f32, u32)>, zmax: f32, top_p: f32, total: f64, theta: f32) -> f32 {
+    let theta = top_p_cut(cand, zmax, top_p as f64 * total).max(theta);
+    cand.retain(|&(x, _)| x >= theta);
+    theta
 }
 
 /// `ln(min_p)` in f32: the host computes it once and the GPU receives the

@@ -287,6 +287,38 @@ pub(crate) fn check_buffer_size(device: &wgpu::Device, what: &str, size: u64) ->
     Ok(())
 }
 
+/// Checks a byte size against both `max_buffer_size` and
+/// `max_storage_buffer_binding_size` (for buffers bound whole as storage),
+/// naming `what` and the limit in the error.
+pub(crate) fn check_binding_size(device: &wgpu::Device, what: &str, size: u64) -> Result<()> {
+    check_buffer_size(device, what, size)?;
+    let max = device.limits().max_storage_buffer_binding_size;
+    if size > max {
+        return Err(Error::Gpu(format!(
+            "{what} needs {size} bytes, more than this device's \
+             max_storage_buffer_binding_size ({max})"
+        )));
+    }
+    Ok(())
+}
+
+/// A storage buffer (also `COPY_DST`, plus `extra` usages) of at least
+/// `bytes` bytes, rounded up to 4 and never below 16 (no zero-size
+/// bindings).
+pub(crate) fn storage_buffer(
+    device: &wgpu::Device,
+    label: &str,
+    bytes: u64,
+    extra: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(16).next_multiple_of(4),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | extra,
+        mapped_at_creation: false,
+    })
+}
+
 /// Copies `size` bytes from the start of `src` (which needs `COPY_SRC`)
 /// into a staging buffer at the end of `encoder`, submits the encoder, waits
 /// and returns the bytes. Call inside [`scoped`].

@@ -45,7 +45,10 @@
 
 mod passes;
 
-use super::device::{GpuContext, check_buffer_size, scoped, submit_and_read};
+use super::device::{
+    GpuContext, buffer_entry, check_binding_size, check_buffer_size, scoped, storage_buffer,
+    submit_and_read,
+};
 use crate::params::allowed_mask;
 use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status};
 use passes::{ALL, Grid, idx};
@@ -194,33 +197,6 @@ pub struct GpuSampler {
     last_dims: Option<Dims>,
 }
 
-fn storage(
-    device: &wgpu::Device,
-    label: &str,
-    bytes: u64,
-    extra: wgpu::BufferUsages,
-) -> wgpu::Buffer {
-    device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: bytes.max(16).next_multiple_of(4),
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | extra,
-        mapped_at_creation: false,
-    })
-}
-
-fn entry(binding: u32, ty: wgpu::BufferBindingType, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: dynamic,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
 impl GpuSampler {
     /// Creates the pipelines and device buffers for `cfg` on `ctx`.
     ///
@@ -264,14 +240,7 @@ impl GpuSampler {
             ("the histograms", b * 256 * 3 * 4),
         ];
         for (what, bytes) in sizes {
-            check_buffer_size(device, what, bytes)?;
-            if bytes > limits.max_storage_buffer_binding_size {
-                return Err(Error::Gpu(format!(
-                    "{what} needs {bytes} bytes, more than this device's \
-                     max_storage_buffer_binding_size ({})",
-                    limits.max_storage_buffer_binding_size
-                )));
-            }
+            check_binding_size(device, what, bytes)?;
         }
         use wgpu::BufferBindingType as T;
         let ro = T::Storage { read_only: true };
@@ -280,15 +249,23 @@ impl GpuSampler {
             let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some("wgsample sampler"),
                 entries: &[
-                    entry(0, T::Uniform, true),
-                    entry(1, ro, false),
-                    entry(2, rw, false),
-                    entry(3, ro, false),
-                    entry(4, ro, false),
-                    entry(5, rw, false),
-                    entry(6, rw, false),
-                    entry(7, rw, false),
-                    entry(8, rw, false),
+                    // The uniform carries the pass id at a dynamic offset.
+                    wgpu::BindGroupLayoutEntry {
+                        ty: wgpu::BindingType::Buffer {
+                            ty: T::Uniform,
+                            has_dynamic_offset: true,
+                            min_binding_size: wgpu::BufferSize::new(32),
+                        },
+                        ..buffer_entry(0, T::Uniform, Some(32))
+                    },
+                    buffer_entry(1, ro, None),
+                    buffer_entry(2, rw, None),
+                    buffer_entry(3, ro, None),
+                    buffer_entry(4, ro, None),
+                    buffer_entry(5, rw, None),
+                    buffer_entry(6, rw, None),
+                    buffer_entry(7, rw, None),
+                    buffer_entry(8, rw, None),
                 ],
             });
             let pipelines = ALL
@@ -315,19 +292,24 @@ impl GpuSampler {
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 }),
-                params_buf: storage(device, "wgsample params", b * 96, none),
-                lists_buf: storage(device, "wgsample lists", 16, none),
-                state_buf: storage(
+                params_buf: storage_buffer(device, "wgsample params", b * 96, none),
+                lists_buf: storage_buffer(device, "wgsample lists", 16, none),
+                state_buf: storage_buffer(
                     device,
                     "wgsample state",
                     sizes[0].1,
                     wgpu::BufferUsages::COPY_SRC,
                 ),
-                scratch_buf: storage(device, "wgsample scratch", sizes[1].1, none),
-                hist_buf: storage(device, "wgsample hist", sizes[2].1, none),
-                out_buf: storage(device, "wgsample out", b * 12, wgpu::BufferUsages::COPY_SRC),
+                scratch_buf: storage_buffer(device, "wgsample scratch", sizes[1].1, none),
+                hist_buf: storage_buffer(device, "wgsample hist", sizes[2].1, none),
+                out_buf: storage_buffer(
+                    device,
+                    "wgsample out",
+                    b * 12,
+                    wgpu::BufferUsages::COPY_SRC,
+                ),
                 z_buf: None,
-                dummy_z: storage(device, "wgsample z (unused)", 16, none),
+                dummy_z: storage_buffer(device, "wgsample z (unused)", 16, none),
                 upload: None,
                 layout,
                 params: vec![SamplingParams::default(); cfg.max_batch as usize],
@@ -521,7 +503,7 @@ impl GpuSampler {
             )));
         }
         if self.lists_buf.size() < bytes {
-            self.lists_buf = storage(
+            self.lists_buf = storage_buffer(
                 device,
                 "wgsample lists",
                 bytes.next_power_of_two(),
@@ -631,7 +613,7 @@ impl GpuSampler {
                     limits.max_storage_buffer_binding_size
                 )));
             }
-            self.z_buf = Some(storage(
+            self.z_buf = Some(storage_buffer(
                 &device,
                 "wgsample z",
                 bytes,
@@ -851,21 +833,11 @@ impl GpuSampler {
                 logits.len()
             )));
         }
-        let (bytes, dtype): (Vec<u8>, DType) = match logits {
-            Logits::F32(x) => (bytemuck::cast_slice(x).to_vec(), DType::F32),
-            Logits::F16(x) => (
-                x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
-                DType::F16,
-            ),
-            Logits::Bf16(x) => (
-                x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
-                DType::Bf16,
-            ),
-        };
-        let size = (bytes.len() as u64).next_multiple_of(4).max(4);
+        let (bytes, dtype) = logits_bytes(logits);
+        let size = bytes.len() as u64;
         check_buffer_size(&self.ctx.device, "the logits upload", size)?;
         if self.upload.as_ref().is_none_or(|b| b.size() < size) {
-            self.upload = Some(storage(
+            self.upload = Some(storage_buffer(
                 &self.ctx.device,
                 "wgsample logits upload",
                 size,
@@ -873,9 +845,7 @@ impl GpuSampler {
             ));
         }
         let up = self.upload.clone().expect("created above");
-        let mut padded = bytes;
-        padded.resize(size as usize, 0);
-        self.ctx.queue.write_buffer(&up, 0, &padded);
+        self.ctx.queue.write_buffer(&up, 0, &bytes);
         self.sample(&up, 0, dtype, batch)
     }
 
@@ -901,12 +871,31 @@ impl GpuSampler {
         for (&t, &c) in toks.iter().zip(cnts) {
             out.extend(std::iter::repeat_n(t, c as usize));
         }
+        // The generated length is the sum of the counts (the device's `n`
+        // equals it as long as the list has not overflowed `max_seen_tokens`).
         let mut st = RowState::with_output(&self.prompts[row], &out);
-        // with_output counts n from the list; the device's n is authoritative.
-        debug_assert_eq!(st.generated_len() as usize, out.len());
         st.step = u64::from(h[1]) | (u64::from(h[2]) << 32);
         Ok(st)
     }
+}
+
+/// Host logits as the bytes a GPU buffer holds (little-endian, padded with
+/// zeros to a multiple of 4, at least 4) and their [`DType`]: what
+/// [`GpuSampler::record`] reads, for callers that upload host logits.
+pub fn logits_bytes(logits: Logits<'_>) -> (Vec<u8>, DType) {
+    let (mut bytes, dtype): (Vec<u8>, DType) = match logits {
+        Logits::F32(x) => (bytemuck::cast_slice(x).to_vec(), DType::F32),
+        Logits::F16(x) => (
+            x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
+            DType::F16,
+        ),
+        Logits::Bf16(x) => (
+            x.iter().flat_map(|h| h.to_bits().to_le_bytes()).collect(),
+            DType::Bf16,
+        ),
+    };
+    bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
+    (bytes, dtype)
 }
 
 /// Every pass of the sampler as `(name, full WGSL, entry point)`.
