@@ -209,14 +209,13 @@ fn ln_f32(x_in: f32) -> f32 {
 
 // ---------------------------------------------------------------- Gumbel
 
-// u = (f32(word >> 8) + 0.5) * 2^-24, in f32, as SPEC.md writes it. Strictly
-// inside (0, 1) except that the top value rounds to exactly 1.0 (as on the
-// CPU; see src/rng.rs).
+// u = (f32(word >> 9) + 0.5) * 2^-23, in f32, as SPEC.md writes it: exact,
+// strictly inside (0, 1) (as on the CPU; see src/rng.rs).
 fn uniform_from_word(word: u32) -> f32 {
-    return (f32(word >> 8u) + 0.5) * 5.9604644775390625e-8;
+    return (f32(word >> 9u) + 0.5) * 1.1920928955078125e-7;
 }
 
-// g = -ln(-ln(u)) in f32 (Gumbel(0, 1)). u = 1.0 gives +inf, as on the CPU.
+// g = -ln(-ln(u)) in f32 (Gumbel(0, 1)), always finite.
 fn gumbel_from_uniform(u: f32) -> f32 {
     return -ln_f32(-ln_f32(u));
 }

@@ -59,15 +59,13 @@ pub fn word(seed: u64, step: u64, i: u32) -> u32 {
     philox4x32_10(counter_for(i, step), key_for_seed(seed))[(i & 3) as usize]
 }
 
-/// `u = ((word >> 8) as f32 + 0.5) * 2^-24`, computed in f32 as SPEC.md
-/// writes it.
-///
-/// Note: for `word >> 8 == 2^24 - 1` the f32 sum rounds to `2^24`, so `u`
-/// is exactly `1.0` (probability 2^-24 per token); SPEC.md's formula is
-/// followed as written, see the README's notes on the contract.
+/// `u = ((word >> 9) as f32 + 0.5) * 2^-23`, computed in f32 as SPEC.md
+/// writes it: the 23-bit integer plus one half needs 24 bits, so every step
+/// is exact and `u` lies strictly inside (0, 1) (smallest `2^-24`, largest
+/// `1 - 2^-24`); `g` is therefore always finite.
 #[inline]
 pub fn uniform_from_word(word: u32) -> f32 {
-    ((word >> 8) as f32 + 0.5) * (1.0 / 16_777_216.0)
+    ((word >> 9) as f32 + 0.5) * (1.0 / 8_388_608.0)
 }
 
 /// `g = -ln(-ln(u))` in f32: the Gumbel(0, 1) value of a uniform.
@@ -148,10 +146,17 @@ mod tests {
 
     #[test]
     fn uniform_range() {
-        assert_eq!(uniform_from_word(0), 0.5 / 16_777_216.0);
+        assert_eq!(uniform_from_word(0), 0.5 / 8_388_608.0);
         assert!(uniform_from_word(0x7fff_ffff) < 1.0);
-        // SPEC's f32 formula rounds the very top value to 1.0 (documented).
-        assert_eq!(uniform_from_word(u32::MAX), 1.0);
+        // The top word gives 1 - 2^-24 exactly, never 1.0 (SPEC.md).
+        assert_eq!(uniform_from_word(u32::MAX), 1.0 - 1.0 / 16_777_216.0);
+        assert!(gumbel_from_uniform(uniform_from_word(u32::MAX)).is_finite());
+        assert!(gumbel_from_uniform(uniform_from_word(0)).is_finite());
+        // Exact: the f32 result equals the f64 formula for every shift.
+        for w in [0u32, 1 << 9, 12345 << 9, u32::MAX - (1 << 9), u32::MAX] {
+            let exact = ((w >> 9) as f64 + 0.5) / 8_388_608.0;
+            assert_eq!(uniform_from_word(w) as f64, exact);
+        }
         let g = gumbel_from_uniform(0.5);
         assert!((g - 0.366_512_9).abs() < 1e-6, "{g}");
     }

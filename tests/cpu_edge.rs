@@ -1028,11 +1028,12 @@ fn signed_zero_logits_tie() {
 }
 
 #[test]
-fn gumbel_of_u_equal_one_is_infinite_and_wins() {
-    // SPEC's f32 formula u = ((w >> 8) + 0.5) * 2^-24 rounds to exactly 1.0
-    // when w >> 8 = 2^24 - 1 (see src/rng.rs), so g = -ln(-ln 1) = +inf and
-    // that token's key z_i + g_i is +inf: it wins whatever its logit, as
-    // long as it survives the filters. Find such a (seed, token) at step 0.
+fn the_top_random_word_gives_a_finite_gumbel_that_cannot_rescue_a_hopeless_token() {
+    // SPEC's uniform is ((w >> 9) + 0.5) * 2^-23: for the top word it is
+    // 1 - 2^-24 exactly, so g = -ln(-ln u) is about 16.6, finite. (The retired
+    // form ((w >> 8) + 0.5) * 2^-24 rounded to 1.0 and gave g = +inf, so such a
+    // token won whatever its logit.) Find a (seed, lane) with that word at
+    // step 0.
     let (seed, i) = (0u64..)
         .find_map(|seed| {
             let w = wgsample::rng::philox4x32_10(
@@ -1040,42 +1041,29 @@ fn gumbel_of_u_equal_one_is_infinite_and_wins() {
                 wgsample::rng::key_for_seed(seed),
             );
             (0..4)
-                .find(|&l| w[l] >> 8 == 0x00FF_FFFF)
+                .find(|&l| w[l] >> 9 == 0x007F_FFFF)
                 .map(|l| (seed, l))
         })
         .unwrap();
-    assert_eq!(wgsample::rng::gumbel(seed, 0, i as u32), f32::INFINITY);
-    // Token i has logit -30 (35 below the others); token (i + 1) % 4 has -40.
+    let g = wgsample::rng::gumbel(seed, 0, i as u32);
+    let exact = -(-(1.0f64 - 2f64.powi(-24)).ln()).ln();
+    assert!(g.is_finite() && (g as f64 - exact).abs() < 1e-4, "g = {g}");
+    // Token i has logit -30 (35 below the others): its key -30 + 16.6 is
+    // below any other key (5 + g with g >= -ln(-ln 2^-24) > -2.9).
     let mut z = [5.0f32; 4];
     z[i] = -30.0;
     z[(i + 1) % 4] = -40.0;
-    // Plain sampling: token i wins.
-    let p = SamplingParams {
-        seed,
-        ..Default::default()
-    };
-    assert_eq!(oracle_row(&z, &p, &OracleState::default()).token, i as u32);
-    let (out, _) = one(&z, p, RowState::default());
-    assert_eq!((out.status, out.token), (Status::Ok, i as u32), "{out:?}");
-    // top_k = 3 keeps token i (-30 > -40): it still wins.
-    let p = SamplingParams {
-        seed,
-        top_k: 3,
-        ..Default::default()
-    };
-    let (out, _) = one(&z, p, RowState::default());
-    assert_eq!(out.token, i as u32, "{out:?}");
-    // top_k = 2 drops it: then one of the two 5.0 tokens wins.
-    let p = SamplingParams {
-        seed,
-        top_k: 2,
-        ..Default::default()
-    };
-    let (out, _) = one(&z, p, RowState::default());
-    assert!(
-        out.token != i as u32 && z[out.token as usize] == 5.0,
-        "{out:?}"
-    );
+    for top_k in [0, 3] {
+        let p = SamplingParams {
+            seed,
+            top_k,
+            ..Default::default()
+        };
+        let o = oracle_row(&z, &p, &OracleState::default());
+        assert!(o.token != i as u32 && z[o.token as usize] == 5.0, "{o:?}");
+        let (out, _) = one(&z, p, RowState::default());
+        assert_eq!((out.status, out.token), (Status::Ok, o.token), "{out:?}");
+    }
 }
 
 #[test]

@@ -180,13 +180,9 @@ fn ge64(a: vec2<u32>, b: vec2<u32>) -> bool {
 }
 
 // The Gumbel-max key of a survivor with scaled logit zt as an ordered u32
-// (float compare free): +inf when u rounds to 1 (SPEC's f32 formula), else
-// the sortable key of zt + g.
+// (float compare free): the sortable key of zt + g.
 fn gumbel_key(zt: f32, r: u32, i: u32, p: RowParams) -> u32 {
     let w = philox_word(philox_key(p.seed_lo, p.seed_hi), i, state[st_step_lo(r)], state[st_step_hi(r)]);
-    if ((w >> 8u) == 0xFFFFFFu) {
-        return okey(f32_pos_inf());
-    }
     return okey(zt + gumbel_from_uniform(uniform_from_word(w)));
 }
 

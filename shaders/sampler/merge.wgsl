@@ -6,7 +6,8 @@
 
 var<workgroup> sh: array<Acc, 256>;
 var<workgroup> wg_tok: u32;
-var<workgroup> wg_status: u32; // 0 ok, 1 invalid, 2 no candidates, 3 filtered (not done)
+var<workgroup> wg_status: u32; // 0 ok, 1 invalid, 2 no candidates, 3 filtered (not done), 4 +inf overflow
+var<workgroup> wg_first_inf: atomic<u32>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -46,8 +47,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         } else if ((p.flags & FLAG_GREEDY) != 0u) {
             status = 0u;
             tok = o.zarg;
-        } else if ((bitcast<u32>(scale(sortable_key_to_f32(o.zkey), p)) & 0x7FFFFFFFu) == F32_POS_INF_BITS) {
-            // z / T overflows f32 (a tiny temperature): the limit T -> 0,
+        } else if (bitcast<u32>(scale(sortable_key_to_f32(o.zkey), p)) == F32_POS_INF_BITS) {
+            // SPEC step 6: the largest z / T is +inf (a tiny temperature or
+            // an overflowed bias): the +inf tokens are the only candidates,
+            // their Gumbel keys tie at +inf and the lowest index wins. Found
+            // below by a scan of the row (rare: costs time, not dispatches).
+            status = 4u;
+        } else if (bitcast<u32>(scale(sortable_key_to_f32(o.zkey), p)) == F32_NEG_INF_BITS) {
+            // Every finite z / T overflows to -inf: the T -> 0 limit,
             // greedy on the unscaled logits (as the CPU).
             status = 0u;
             tok = o.zarg;
@@ -78,7 +85,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         wg_status = status;
         wg_tok = tok;
     }
-    let status = workgroupUniformLoad(&wg_status);
+    var status = workgroupUniformLoad(&wg_status);
+    if (status == 4u) {
+        if (lid == 0u) {
+            atomicStore(&wg_first_inf, 0xFFFFFFFFu);
+        }
+        workgroupBarrier();
+        let p = params[r];
+        let modified = (p.flags & FLAG_MODIFIED) != 0u;
+        for (var i = lid; i < dims.vocab; i += WG) {
+            if (bitcast<u32>(scale(bitcast<f32>(z_bits(r, i, modified)), p)) == F32_POS_INF_BITS) {
+                atomicMin(&wg_first_inf, i);
+            }
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+            wg_tok = atomicLoad(&wg_first_inf);
+        }
+        status = 0u;
+    }
     let tok = workgroupUniformLoad(&wg_tok);
     if (status != 3u) {
         finish_row(r, lid, tok, status);

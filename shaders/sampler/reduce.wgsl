@@ -48,7 +48,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             if (modified) {
                 zb = zbuf[r * dims.vocab + i];
             }
-            if (!bits_is_neg_inf(zb) && !bits_is_invalid_logit(zb)) {
+            // +inf (a bias or penalty that overflowed) is a candidate.
+            if (!bits_is_neg_inf(zb) && !bits_is_nan(zb)) {
                 let z = bitcast<f32>(zb);
                 let k = okey(z);
                 if (k > a.zkey) {

@@ -135,11 +135,27 @@ fn filter<'a>(
         };
         return (Filtered::Greedy(tok), zsrc);
     }
+    // Step 6's overflow rule (SPEC.md): when the largest z / T is +inf (a
+    // tiny temperature, or a bias / penalty that overflowed), the +inf
+    // tokens are the only candidates and their Gumbel keys all tie at +inf,
+    // so the lowest index wins. When it is -inf (every finite z overflows
+    // downwards), take the T -> 0 limit: greedy on the unscaled logits.
+    let t = if scaled { p.temperature } else { 1.0 };
+    let zmax_t = zmax / t;
+    if zmax_t.is_infinite() {
+        let zsrc: &[f32] = if modified { &z_buf[..] } else { raw };
+        let tok = if zmax_t > 0.0 {
+            zsrc.iter().position(|&x| x / t == f32::INFINITY)
+        } else {
+            fastmath::first_index_of(zsrc, zmax)
+        };
+        return (Filtered::Greedy(tok.unwrap_or(0) as u32), zsrc);
+    }
     // Steps 6-8 without materialising z / T: for an unprocessed row with
     // top-k, select on the raw logits (division by T > 0 is monotone) with a
     // few ulps of slack, then divide only the candidates and redo the
     // selection exactly on z / T. Saves a pass that writes the whole row.
-    if scaled && !modified && p.top_k_active(v) && !(zmax / p.temperature).is_infinite() {
+    if scaled && !modified && p.top_k_active(v) {
         let t = p.temperature;
         let zmax_t = zmax / t;
         let theta_t = if p.min_p > 0.0 {
@@ -186,13 +202,6 @@ fn filter<'a>(
     // Step 6: temperature (an f32 division, as the GPU does it).
     if scaled {
         let t = p.temperature;
-        if (zmax / t).is_infinite() {
-            // z / T overflows f32 (a tiny temperature): take the limit
-            // T -> 0, i.e. greedy on the unscaled logits (GPU: merge.wgsl).
-            let zsrc: &[f32] = if modified { &z_buf[..] } else { raw };
-            let tok = fastmath::first_index_of(zsrc, zmax).unwrap_or(0) as u32;
-            return (Filtered::Greedy(tok), zsrc);
-        }
         if modified {
             for x in z_buf.iter_mut() {
                 *x /= t;
@@ -516,21 +525,24 @@ fn gumbel_argmax(
         // A token can only reach the current best key K if its Gumbel value
         // g = -ln(-ln u) reaches y = K - z, i.e. if u >= exp(-exp(-y)). The
         // thresholds are computed for the whole chunk with the vectorised
-        // exp and a safety margin far above its error, so the exact
-        // logarithms run only for the few tokens that can win.
+        // exp, y lowered by a margin of 1e-4 of the magnitudes involved
+        // (about 1000 f32 ulps: far above the rounding of K - z, of z + g
+        // and of exp), so the exact logarithms run only for the few tokens
+        // that can win. Where z/T is huge the margin makes exp(-y) overflow
+        // to +inf and the threshold 0: every survivor is then evaluated
+        // exactly (slower, never wrong).
         let bound = best.0;
-        let margin = 1e-3 * bound.abs().max(1.0);
+        let babs = bound.abs().max(1.0);
         for (t, &x) in ut.iter_mut().zip(chunk) {
-            let y = (bound - x) - margin * x.abs().max(1.0);
+            let y = (bound - x) - 1e-4 * babs.max(x.abs());
             *t = fastmath::exp(-fastmath::exp(-y)) * (1.0 - 1e-5);
         }
         for (j, &x) in chunk.iter().enumerate() {
             if x < theta {
                 continue;
             }
-            let w = words[j];
-            let u = rng::uniform_from_word(w);
-            if u < ut[j] && (w >> 8) != 0x00FF_FFFF {
+            let u = rng::uniform_from_word(words[j]);
+            if u < ut[j] {
                 continue;
             }
             let i = (bi * 64 + j) as u32;

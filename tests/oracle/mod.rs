@@ -222,13 +222,15 @@ pub fn oracle_row(row: &[f32], p: &SamplingParams, st: &OracleState) -> OracleOu
     }
     // 2-4.
     let mut z = processed_logits(row, p, st);
-    let candidates: Vec<usize> = (0..v).filter(|&i| z[i].is_finite()).collect();
+    // A bias or penalty can overflow a logit to +inf: it stays a candidate
+    // (and then the only kind that can win, see step 6).
+    let candidates: Vec<usize> = (0..v).filter(|&i| z[i] != f32::NEG_INFINITY).collect();
     if candidates.is_empty() {
         return OracleOut::no_token(Status::NoCandidates);
     }
     assert!(
-        z.iter().all(|x| !x.is_nan() && *x != f32::INFINITY),
-        "test data overflowed during steps 2-4: {z:?}"
+        z.iter().all(|x| !x.is_nan()),
+        "test data made a NaN during steps 2-4: {z:?}"
     );
 
     // 5. Greedy.
@@ -255,11 +257,37 @@ pub fn oracle_row(row: &[f32], p: &SamplingParams, st: &OracleState) -> OracleOu
     }
 
     // 6. Temperature (f32 division).
+    let unscaled = z.clone();
     for zi in z.iter_mut() {
         *zi /= p.temperature;
     }
     let mut filter_knife: Option<String> = None;
     let mut survivors: Vec<usize> = candidates.clone();
+    // SPEC step 6: when the division overflows (or a logit was already
+    // +inf), the +inf tokens are the only candidates; their Gumbel keys are
+    // all +inf, so the lowest index wins. When every candidate overflows to
+    // -inf instead, take the T -> 0 limit: the argmax of the unscaled z.
+    let overflow = if let Some(&i) = survivors.iter().find(|&&i| z[i] == f32::INFINITY) {
+        Some(i)
+    } else if survivors.iter().all(|&i| z[i] == f32::NEG_INFINITY) {
+        let mut items: Vec<(usize, f32)> = survivors.iter().map(|&i| (i, unscaled[i])).collect();
+        sort_desc(&mut items);
+        Some(items[0].0)
+    } else {
+        None
+    };
+    if let Some(tok) = overflow {
+        return OracleOut {
+            status: Status::Ok,
+            token: tok as u32,
+            logprob: raw_logprob(row, tok),
+            dist_tokens: vec![tok as u32],
+            dist_probs: vec![1.0],
+            dist_z: vec![z[tok]],
+            filter_knife: None,
+            sample_knife: None,
+        };
+    }
 
     // 7. min-p: keep z >= max + ln(min_p), in f32.
     if p.min_p > 0.0 {
