@@ -608,15 +608,24 @@ fn binding_size_limit_is_refused_with_the_limit_named() {
 }
 
 #[test]
-fn tiny_temperature_overflow_is_greedy_on_both_backends() {
-    // z / T overflows f32 when T = 1e-38: SPEC leaves it open; both backends
-    // take the T -> 0 limit, the argmax of the unscaled logits (worked out
-    // by hand: token 2 in each row; token 0 of the third row is banned).
+fn overflow_to_infinity_follows_spec_step_6_on_both_backends() {
+    // SPEC step 6: when z / T overflows to +inf, the +inf tokens are the only
+    // candidates and the lowest index among them wins (their Gumbel keys
+    // all tie at +inf); when every candidate overflows to -inf, the T -> 0
+    // limit (argmax of the unscaled z). Worked out by hand, T = 1e-38
+    // (1 / T is about 1e38, finite):
+    // - row 0 [1, 10, 20]: 1 / T is finite, 10 / T and 20 / T are +inf:
+    //   token 1 (the argmax, token 2, does not win);
+    // - row 1 [-30, -20, -10]: all -inf: the argmax, token 2;
+    // - row 2 [50 (banned), -20, -10]: token 2;
+    // - row 3 [1, 3e38, 3e38] at T = 1 with a bias of 2e38 on tokens 1 and
+    //   2: both overflow to +inf: token 1.
     let ctx = ctx();
-    let rows: [[f32; 3]; 3] = [
+    let rows: [[f32; 3]; 4] = [
         [1.0, 10.0, 20.0],
         [-30.0, -20.0, -10.0],
         [50.0, -20.0, -10.0],
+        [1.0, 3e38, 3e38],
     ];
     let x: Vec<f32> = rows.iter().flatten().copied().collect();
     let mut params = vec![
@@ -626,25 +635,41 @@ fn tiny_temperature_overflow_is_greedy_on_both_backends() {
             seed: 3,
             ..Default::default()
         };
-        3
+        4
     ];
     params[1].top_p = 1.0;
     params[2].banned_tokens = vec![0];
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(3, 3)).unwrap();
-    for (r, p) in params.iter().enumerate() {
-        s.set_params(r, p).unwrap();
-    }
-    let g = s.sample_host(Logits::F32(&x), 3).unwrap();
-    let c = CpuSampler::new()
-        .sample(
-            Logits::F32(&x),
-            3,
-            &params,
-            &mut vec![RowState::default(); 3],
-        )
-        .unwrap();
-    for r in 0..3 {
-        assert_eq!((g[r].token, g[r].status), (2, Status::Ok), "gpu row {r}");
-        assert_eq!((c[r].token, c[r].status), (2, Status::Ok), "cpu row {r}");
+    params[3].temperature = 1.0;
+    params[3].logit_bias = vec![(1, 2e38), (2, 2e38)];
+    let want = [1u32, 2, 2, 1];
+    for top_k in [0, 2] {
+        for p in params.iter_mut() {
+            p.top_k = top_k;
+        }
+        let mut s = GpuSampler::new(&ctx, SamplerConfig::new(4, 3)).unwrap();
+        for (r, p) in params.iter().enumerate() {
+            s.set_params(r, p).unwrap();
+        }
+        let g = s.sample_host(Logits::F32(&x), 4).unwrap();
+        let c = CpuSampler::new()
+            .sample(
+                Logits::F32(&x),
+                3,
+                &params,
+                &mut vec![RowState::default(); 4],
+            )
+            .unwrap();
+        for r in 0..4 {
+            assert_eq!(
+                (g[r].token, g[r].status),
+                (want[r], Status::Ok),
+                "gpu row {r} top_k {top_k}"
+            );
+            assert_eq!(
+                (c[r].token, c[r].status),
+                (want[r], Status::Ok),
+                "cpu row {r} top_k {top_k}"
+            );
+        }
     }
 }

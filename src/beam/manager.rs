@@ -27,9 +27,27 @@ pub struct BeamSearch {
     scores: Vec<f32>,
     tokens: Vec<Vec<u32>>,
     parents: Vec<u32>,
-    finished: Vec<Vec<Hypothesis>>,
+    /// Per running beam: true when it descends from a dead start beam
+    /// (one of beams `1..b`, scored [`DEAD_BEAM_SCORE`] at the first step).
+    dead: Vec<bool>,
+    /// Per group, its finished slots that hold a hypothesis, best first
+    /// (older first among equal scores); the other `b - len` slots are
+    /// HF's placeholders at [`DEAD_BEAM_SCORE`], older than every entry.
+    slots: Vec<Vec<Slot>>,
     done: Vec<bool>,
 }
+
+/// A finished slot: a hypothesis, and whether it descends from a dead start
+/// beam (such slots count as finished, as in HF, but are never returned).
+#[derive(Debug, Clone)]
+struct Slot {
+    h: Hypothesis,
+    dead: bool,
+}
+
+/// The most beams a search may hold in all (`groups * num_beams`): bounds
+/// the host memory of the running beams.
+pub const MAX_ROWS: usize = 1 << 20;
 
 impl BeamSearch {
     /// A search of `groups` groups under `cfg` over a vocabulary of `vocab`
@@ -45,7 +63,12 @@ impl BeamSearch {
         let b = cfg.num_beams as usize;
         let rows = groups
             .checked_mul(b)
-            .ok_or_else(|| Error::Shape(format!("{groups} groups x {b} beams overflow usize")))?;
+            .filter(|&r| r <= MAX_ROWS)
+            .ok_or_else(|| {
+                Error::Shape(format!(
+                    "{groups} groups x {b} beams is above the limit of {MAX_ROWS} beams in all"
+                ))
+            })?;
         let mut eos = cfg.eos_token_ids.clone();
         eos.sort_unstable();
         eos.dedup();
@@ -63,7 +86,8 @@ impl BeamSearch {
             scores,
             tokens: vec![Vec::new(); rows],
             parents: (0..rows).map(|r| (r % b) as u32).collect(),
-            finished: vec![Vec::new(); groups],
+            dead: (0..rows).map(|r| r % b != 0).collect(),
+            slots: vec![Vec::new(); groups],
             done: vec![false; groups],
         })
     }
@@ -92,10 +116,28 @@ impl BeamSearch {
     }
 
     /// The tokens generated so far by running beam `beam` of group `group`
-    /// (start / prompt tokens not included). Panics if out of range.
-    pub fn beam_tokens(&self, group: usize, beam: usize) -> &[u32] {
-        assert!(beam < self.b, "beam {beam} out of range (b = {})", self.b);
-        &self.tokens[group * self.b + beam]
+    /// (start / prompt tokens not included).
+    ///
+    /// Errors: `group` or `beam` out of range.
+    pub fn beam_tokens(&self, group: usize, beam: usize) -> Result<&[u32]> {
+        self.check_group(group)?;
+        if beam >= self.b {
+            return Err(Error::Shape(format!(
+                "beam {beam} is out of range ({} beams)",
+                self.b
+            )));
+        }
+        Ok(&self.tokens[group * self.b + beam])
+    }
+
+    fn check_group(&self, group: usize) -> Result<()> {
+        if group >= self.groups {
+            return Err(Error::Shape(format!(
+                "group {group} is out of range ({} groups)",
+                self.groups
+            )));
+        }
+        Ok(())
     }
 
     /// For each running beam (`[G * b]`), the beam of the previous step it
@@ -105,8 +147,11 @@ impl BeamSearch {
     }
 
     /// True when group `group` has stopped (SPEC.md rule 5).
-    pub fn group_done(&self, group: usize) -> bool {
-        self.done[group]
+    ///
+    /// Errors: `group` out of range.
+    pub fn group_done(&self, group: usize) -> Result<bool> {
+        self.check_group(group)?;
+        Ok(self.done[group])
     }
 
     /// True when every group has stopped.
@@ -115,9 +160,23 @@ impl BeamSearch {
     }
 
     /// The finished hypotheses of group `group` so far, best first (at
-    /// most `b`).
-    pub fn finished(&self, group: usize) -> &[Hypothesis] {
-        &self.finished[group]
+    /// most `b`): the filled slots (SPEC.md rule 3) less those descending
+    /// from a dead start beam.
+    ///
+    /// Errors: `group` out of range.
+    pub fn finished(&self, group: usize) -> Result<Vec<Hypothesis>> {
+        self.check_group(group)?;
+        Ok(real(&self.slots[group]).collect())
+    }
+
+    /// The number of group `group`'s `b` finished slots that hold a
+    /// hypothesis (what rule 5 counts; descendants of dead start beams
+    /// included, as in HF).
+    ///
+    /// Errors: `group` out of range.
+    pub fn filled_slots(&self, group: usize) -> Result<usize> {
+        self.check_group(group)?;
+        Ok(self.slots[group].len())
     }
 
     /// Applies one step's candidates: `G * k` of them, group by group,
@@ -179,6 +238,7 @@ impl BeamSearch {
         let at_max = len >= self.cfg.max_new_tokens;
         let old_tokens = std::mem::take(&mut self.tokens);
         let mut new_tokens = old_tokens.clone();
+        let old_dead = self.dead.clone();
         for g in 0..self.groups {
             if self.done[g] {
                 continue;
@@ -201,13 +261,14 @@ impl BeamSearch {
                                 score
                             },
                         };
-                        insert_best(&mut self.finished[g], h, b);
+                        let dead = self.dead[g * b + c.beam as usize];
+                        insert_slot(&mut self.slots[g], Slot { h, dead }, b);
                     }
                 } else if running.len() < b {
                     running.push(*c);
                 }
             }
-            let fin = &self.finished[g];
+            let fin = &self.slots[g];
             let stop = if at_max || running.is_empty() {
                 true
             } else if fin.len() < b {
@@ -221,7 +282,7 @@ impl BeamSearch {
                     len
                 };
                 let best_running = running[0].score / penalty(l);
-                let worst = fin[fin.len() - 1].score;
+                let worst = fin[fin.len() - 1].h.score;
                 // "Not above" (NaN from an extreme length_penalty stops).
                 best_running.partial_cmp(&worst) != Some(std::cmp::Ordering::Greater)
             };
@@ -240,6 +301,7 @@ impl BeamSearch {
                 });
                 self.scores[r] = c.score;
                 self.parents[r] = c.beam;
+                self.dead[r] = old_dead[g * b + c.beam as usize];
                 let t = &mut new_tokens[r];
                 t.clear();
                 t.extend_from_slice(&old_tokens[g * b + c.beam as usize]);
@@ -252,29 +314,48 @@ impl BeamSearch {
     }
 
     /// The result, per group: its best `num_return_sequences` finished
-    /// hypotheses, best first (fewer only if the search was stopped before
+    /// hypotheses, best first, descendants of dead start beams left out
+    /// (so fewer when fewer real hypotheses finished, e.g. with more beams
+    /// than tokens; also fewer if the search was stopped before
     /// [`BeamSearch::is_done`]).
     pub fn into_results(self) -> Vec<Vec<Hypothesis>> {
         let n = self.cfg.num_return_sequences as usize;
-        self.finished
-            .into_iter()
-            .map(|mut f| {
-                f.truncate(n);
-                f
-            })
+        self.slots
+            .iter()
+            .map(|f| real(f).take(n).collect())
             .collect()
     }
 }
 
-/// Inserts `h` into `list` (best first, at most `cap` entries) after every
-/// entry whose score is not below its own, so older hypotheses win ties;
-/// drops what falls past `cap`.
-fn insert_best(list: &mut Vec<Hypothesis>, h: Hypothesis, cap: usize) {
-    // Scores are never NaN, so ">=" is "not below".
-    let at = list.partition_point(|x| x.score >= h.score);
-    if at < cap {
-        list.insert(at, h);
-        list.truncate(cap);
+/// The hypotheses of the slots that do not descend from a dead start beam.
+fn real(slots: &[Slot]) -> impl Iterator<Item = Hypothesis> + '_ {
+    slots.iter().filter(|s| !s.dead).map(|s| s.h.clone())
+}
+
+/// HF's finished list (SPEC.md rule 3): `b` slots, best first, of which
+/// those not in `slots` are placeholders scoring [`DEAD_BEAM_SCORE`], older
+/// than every entry. A new entry takes a slot only if its score is strictly
+/// above the lowest slot's (older entries win ties); the lowest slot, a
+/// placeholder or an entry, is dropped.
+fn insert_slot(slots: &mut Vec<Slot>, new: Slot, b: usize) {
+    let placeholders = b - slots.len();
+    // Entries are scores are never NaN, so ">=" is "not below".
+    let above = slots.partition_point(|x| x.h.score >= new.h.score);
+    let placeholders_above = if DEAD_BEAM_SCORE >= new.h.score {
+        placeholders
+    } else {
+        0
+    };
+    if above + placeholders_above >= b {
+        return;
+    }
+    slots.insert(above, new);
+    // Full order: entries above the placeholders' score, the placeholders,
+    // then entries at or below it (newer than the placeholders). Drop the
+    // last of that order: an entry at or below it if any, else a
+    // placeholder (implicit: one fewer once an entry was added).
+    if placeholders == 0 || slots.last().is_some_and(|x| x.h.score <= DEAD_BEAM_SCORE) {
+        slots.pop();
     }
 }
 
@@ -306,11 +387,11 @@ mod tests {
             cand(-1.5, 1, 9),
         ])
         .unwrap();
-        assert_eq!(s.finished(0).len(), 1);
-        assert_eq!(s.finished(0)[0].tokens, vec![9]);
+        assert_eq!(s.finished(0).unwrap().len(), 1);
+        assert_eq!(s.finished(0).unwrap()[0].tokens, vec![9]);
         assert_eq!(s.beam_scores(), &[-0.5, -1.0]);
-        assert_eq!(s.beam_tokens(0, 0), &[3]);
-        assert_eq!(s.beam_tokens(0, 1), &[4]);
+        assert_eq!(s.beam_tokens(0, 0).unwrap(), &[3]);
+        assert_eq!(s.beam_tokens(0, 1).unwrap(), &[4]);
         assert!(!s.is_done());
         // Step 2: b = 2 slots, one full; best running -0.9 / 2 = -0.45 is
         // above the worst finished once the second arrives.
@@ -321,7 +402,7 @@ mod tests {
             cand(-2.0, 1, 5),
         ])
         .unwrap();
-        let f = s.finished(0);
+        let f = s.finished(0).unwrap();
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].tokens, vec![4, 9]);
         assert!((f[0].score - -0.3).abs() < 1e-6);
@@ -329,22 +410,39 @@ mod tests {
         // best running -0.9 / 2 = -0.45 > worst -0.7: continue
         assert!(!s.is_done());
         assert_eq!(s.parents(), &[0, 0]);
-        assert_eq!(s.beam_tokens(0, 0), &[3, 1]);
-        assert_eq!(s.beam_tokens(0, 1), &[3, 2]);
+        assert_eq!(s.beam_tokens(0, 0).unwrap(), &[3, 1]);
+        assert_eq!(s.beam_tokens(0, 1).unwrap(), &[3, 2]);
+        assert!(s.group_done(1).is_err() && s.finished(5).is_err());
+        assert!(s.beam_tokens(0, 2).is_err() && s.beam_tokens(1, 0).is_err());
     }
 
     #[test]
-    fn insert_keeps_order_and_cap() {
-        let h = |s: f32, t: u32| Hypothesis {
-            tokens: vec![t],
-            score: s,
+    fn slots_start_as_placeholders_that_must_be_beaten() {
+        let sl = |score: f32, t: u32| Slot {
+            h: Hypothesis {
+                tokens: vec![t],
+                score,
+            },
+            dead: false,
         };
+        let toks = |l: &[Slot]| l.iter().map(|x| x.h.tokens[0]).collect::<Vec<_>>();
         let mut l = Vec::new();
-        insert_best(&mut l, h(-1.0, 0), 2);
-        insert_best(&mut l, h(-1.0, 1), 2);
-        insert_best(&mut l, h(-1.0, 2), 2);
-        assert_eq!(l.iter().map(|x| x.tokens[0]).collect::<Vec<_>>(), [0, 1]);
-        insert_best(&mut l, h(-0.5, 3), 2);
-        assert_eq!(l.iter().map(|x| x.tokens[0]).collect::<Vec<_>>(), [3, 0]);
+        // Equal to a placeholder: stays out (ties go to the older entry).
+        insert_slot(&mut l, sl(DEAD_BEAM_SCORE, 0), 2);
+        assert!(l.is_empty());
+        insert_slot(&mut l, sl(-1.0, 1), 2);
+        insert_slot(&mut l, sl(-1.0, 2), 2);
+        insert_slot(&mut l, sl(-1.0, 3), 2);
+        assert_eq!(toks(&l), [1, 2]);
+        insert_slot(&mut l, sl(-0.5, 4), 2);
+        assert_eq!(toks(&l), [4, 1]);
+        // Below a placeholder's score: out while a placeholder remains.
+        let mut l = vec![sl(-1.0, 1)];
+        insert_slot(&mut l, sl(-2e9, 5), 3);
+        assert!(toks(&l) == [1]);
+        // An entry below the placeholders is dropped before them.
+        let mut l = vec![sl(-1.0, 1), sl(-3e9, 6)];
+        insert_slot(&mut l, sl(-2.0, 7), 3);
+        assert_eq!(toks(&l), [1, 7]);
     }
 }

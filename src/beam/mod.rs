@@ -50,19 +50,30 @@
 //!   that is entirely `-inf` gives `-inf` for all its candidates.
 //! - Hypothesis scores are f32: `sum_logprobs / L^length_penalty` with
 //!   `L^length_penalty` computed in f64 and rounded to f32 once.
-//! - The finished list of a group holds real hypotheses only. HF pads it
-//!   with placeholder slots scored `-1e9` that a new hypothesis must beat;
-//!   here any hypothesis is kept while fewer than `b` are finished. The two
-//!   differ only for hypotheses scoring `-1e9` or below (candidates of the
-//!   dead beams of the first step, or `-inf` logits).
+//! - The finished list of a group is HF's: `b` slots that start as
+//!   placeholders scoring `-1e9` ([`DEAD_BEAM_SCORE`]); a finishing
+//!   candidate takes a slot only if its score is strictly above the lowest
+//!   slot's, and only filled slots count as finished hypotheses in rule 5.
+//!   Children of the dead start beams (scored about `-1e9`) thus stay out
+//!   at the first step, as in HF; those that later finish with a length
+//!   penalty (scoring `-1e9 / L^lp`, above `-1e9`) take a slot and count,
+//!   as in HF, but are never returned. The result therefore differs from
+//!   HF's only where HF returns a placeholder or such a descendant
+//!   (summed log-probability at or below `-1e9`): wgsample returns fewer
+//!   hypotheses there (for example one, not three, with 3 beams over a
+//!   vocabulary of 1). A hypothesis scoring `-inf` (a masked path) never
+//!   beats a placeholder either, so a search whose every path is masked
+//!   returns no hypothesis. tests/beam_hf.rs checks all this against HF
+//!   itself (scripts/hf_beam_reference.py wrote its cases).
 //! - Ties among finished hypotheses keep the older one (and, within a
 //!   step, the better-ranked candidate).
 //! - "If fewer than `b` hypotheses finished by `max_new_tokens`, add the
 //!   running beams" (the pre-5.x `finalize`) is rule 3 itself in the 5.x
 //!   code this follows: at the step that reaches `max_new_tokens` every
 //!   candidate finishes, and those ranked below `b` become hypotheses. So
-//!   each group ends with exactly `b` hypotheses and the result always has
-//!   `num_return_sequences` of them.
+//!   each group ends with `b` filled slots, and the result has
+//!   `num_return_sequences` hypotheses unless dead-beam descendants held
+//!   some of the slots (see above).
 //! - A group also stops when every one of its `K` candidates finished
 //!   (only possible when every token is an EOS id): nothing can continue.
 //!   HF keeps such a group running on masked beams instead.
@@ -74,7 +85,7 @@ mod manager;
 
 pub use cpu::cpu_step;
 pub use gpu::{GpuBeamStep, MAX_K, MAX_LISTS, shader_sources};
-pub use manager::BeamSearch;
+pub use manager::{BeamSearch, MAX_ROWS};
 
 use std::fmt;
 use std::str::FromStr;
@@ -331,7 +342,7 @@ where
     while !search.is_done() {
         for (j, s) in seqs.iter_mut().enumerate() {
             s.truncate(1);
-            s.extend_from_slice(search.beam_tokens(0, j));
+            s.extend_from_slice(search.beam_tokens(0, j)?);
         }
         let logits = model(&seqs)?;
         if logits.len() != b * vocab {
