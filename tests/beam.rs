@@ -974,6 +974,6 @@ fn huge_beam_counts_and_out_of_range_groups_are_errors() {
     assert!(s.finished(5).is_err());
     assert!(s.filled_slots(5).is_err());
     assert!(s.beam_tokens(5, 0).is_err() && s.beam_tokens(0, 2).is_err());
-    assert_eq!(s.group_done(0).unwrap(), false);
+    assert!(!s.group_done(0).unwrap());
     assert!(s.finished(0).unwrap().is_empty());
 }
