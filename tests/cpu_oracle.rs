@@ -2,8 +2,10 @@
 //!
 //! Random small batches (vocab 1..=300, batch 1..=8) with logits from several
 //! generators (normal * scale, small integers to force ties, -inf entries,
-//! rows holding NaN or +inf) and random per-row parameters (each operation
-//! alone, and random combinations). Every row's token and status must equal
+//! rows holding NaN or +inf; scales from 1e-3 to 1e4, rows mixing -inf,
+//! huge values up to f32::MAX, tiny and subnormal ones, rows of subnormals)
+//! and random per-row parameters (each operation alone, and random
+//! combinations; temperatures from 1e-3 to 100). Every row's token and status must equal
 //! the oracle's exactly and its logprob within 1e-5; the filtered
 //! distribution must hold the same tokens with probabilities within 1e-5;
 //! states must be updated for `Ok` rows only.
@@ -99,6 +101,34 @@ fn logits_strategy(v: usize) -> BoxedStrategy<Vec<f32>> {
             x[i] = b;
             x
         });
+    // The ranges the first generators never reached (and where the CPU
+    // exp overflowed at |z / T| > 89): scales log-uniform from 1e-3 to 1e4
+    // (with T down to 1e-3, |z / T| up to about 4e7), rows mixing -inf,
+    // huge (up to f32::MAX), tiny and subnormal values with ordinary ones,
+    // and rows of subnormals only.
+    let wide = (vec((0.0f64..1.0, 0.0f64..1.0), v), -3.0f64..4.0).prop_map(|(uv, e)| {
+        let s = 10f64.powf(e) as f32;
+        uv.into_iter()
+            .map(|(a, b)| box_muller(a, b) * s)
+            .collect::<Vec<f32>>()
+    });
+    let subnormal = (1u32..0x0080_0000).prop_map(f32::from_bits);
+    let mixed = vec(
+        prop_oneof![
+            2 => Just(NEG_INF),
+            2 => -1.0e4f32..1.0e4,
+            1 => (1.0e30f32..f32::MAX, any::<bool>()).prop_map(|(x, n)| if n { -x } else { x }),
+            1 => -1.0e-30f32..1.0e-30,
+            1 => (subnormal.clone(), any::<bool>()).prop_map(|(x, n)| if n { -x } else { x }),
+            1 => prop_oneof![Just(0.0f32), Just(-0.0f32)],
+            2 => -3.0f32..3.0,
+        ],
+        v,
+    );
+    let subnormals = vec(
+        (subnormal, any::<bool>()).prop_map(|(x, n)| if n { -x } else { x }),
+        v,
+    );
     prop_oneof![
         4 => normal,
         3 => ints,
@@ -106,6 +136,9 @@ fn logits_strategy(v: usize) -> BoxedStrategy<Vec<f32>> {
         1 => ints_ninf,
         1 => mostly_ninf,
         1 => bad,
+        3 => wide,
+        2 => mixed,
+        1 => subnormals,
     ]
     .boxed()
 }
@@ -131,7 +164,15 @@ fn row_strategy(v: usize) -> BoxedStrategy<RowCase> {
         5 => (0..N_OPS).prop_map(|b| 1u16 << b),
         6 => any::<u16>(),
     ];
-    let temp = prop_oneof![2 => Just(0.0f32), 1 => Just(1.0f32), 4 => 0.4f32..2.0];
+    // Down to 1e-3 (log-uniform below 0.4), and up to 100.
+    let temp = prop_oneof![
+        2 => Just(0.0f32),
+        1 => Just(1.0f32),
+        4 => 0.4f32..2.0,
+        2 => (-3.0f32..-0.4).prop_map(|e| 10f32.powf(e)),
+        1 => Just(1e-3f32),
+        1 => 2.0f32..100.0,
+    ];
     let top_k = prop_oneof![1..=vt.min(8), 1..=vt + 2];
     // Fixed values 0.55 and 0.93 (rather than 0.5 and 0.9) so that integer
     // logits with ties rarely put a running mass exactly on top_p.
