@@ -160,6 +160,13 @@ fn show(s: &str) -> String {
 
 fn main() {
     let o = parse();
+    if o.backend != "cpu" {
+        // Without XDG_RUNTIME_DIR, re-run once with a private one so that
+        // Mesa's Vulkan layer prints no "error: XDG_RUNTIME_DIR" line.
+        if let Some(code) = wgsample::gpu::device::rerun_with_runtime_dir() {
+            std::process::exit(code);
+        }
+    }
     let model = CharModel::build(CORPUS);
     let v = model.vocab();
     let ctx = if o.backend == "cpu" {

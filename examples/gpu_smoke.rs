@@ -1,6 +1,11 @@
 use wgsample::gpu::*;
 use wgsample::*;
 fn main() {
+    // Without XDG_RUNTIME_DIR, re-run once with a private one so that
+    // Mesa's Vulkan layer prints no "error: XDG_RUNTIME_DIR" line.
+    if let Some(code) = wgsample::gpu::device::rerun_with_runtime_dir() {
+        std::process::exit(code);
+    }
     let ctx = open_device().expect("device");
     println!("{}", ctx.describe());
     let v = 5000u32;

@@ -247,10 +247,16 @@ impl RowState {
 
     /// Records a sampled token (SPEC step 12): `c_token += 1`, `n += 1`,
     /// `s += 1`.
+    ///
+    /// The additions wrap, exactly as the GPU path's state update does
+    /// (it keeps `s` as two u32 words with a carry, and `n` and the counts
+    /// as u32): `s = u64::MAX` is followed by `s = 0` on both backends, so
+    /// any step counter a caller sets is valid and never panics.
     pub fn record(&mut self, token: u32) {
-        *self.output_counts.entry(token).or_insert(0) += 1;
-        self.generated_len += 1;
-        self.step += 1;
+        let c = self.output_counts.entry(token).or_insert(0);
+        *c = c.wrapping_add(1);
+        self.generated_len = self.generated_len.wrapping_add(1);
+        self.step = self.step.wrapping_add(1);
     }
 
     /// The prompt tokens, sorted and deduplicated.

@@ -167,7 +167,11 @@ fn ok_json(args: &[&str]) -> Json {
 /// exactly one stderr line starting with `error: ` that contains `needle`
 /// (case-insensitive), and no panic text.
 fn bad(args: &[&str], needle: &str) {
-    let r = wgsample(args);
+    bad_run(&wgsample(args), args, needle);
+}
+
+/// The checks of [`bad`] on a finished run.
+fn bad_run(r: &Run, args: &[&str], needle: &str) {
     assert_eq!(
         r.code,
         Some(2),
@@ -794,7 +798,9 @@ fn dist_statuses_other_than_ok_exit_zero_with_empty_lists() {
     );
     let f = s.file("l.npy", &npy_f32_vec(&ln_1234()));
     check_dist(
-        &ok_json(&["dist", "--logits", &f, "--allow", ""]),
+        &ok_json(&[
+            "dist", "--logits", &f, "--ban", "0", "--ban", "1", "--ban", "2", "--ban", "3",
+        ]),
         "no_candidates",
         &[],
         &[],
@@ -1913,4 +1919,325 @@ fn help_lists_generate_and_beam() {
     }
     let r = wgsample(&["generate", "--help"]);
     assert_eq!(r.code, Some(0));
+}
+
+// ---------------------------------------------------------------------------
+// Robustness: counts that size allocations, files that are not what they
+// claim, empty lists, and the stderr of GPU runs
+// ---------------------------------------------------------------------------
+
+/// Runs the binary under a 1 GiB address-space limit and a 60 s timeout, so
+/// that a run that would read or allocate without bound fails fast (an
+/// abort, or the timeout's exit 124) instead of eating the machine.
+fn wgsample_limited(args: &[&str]) -> Run {
+    let out = Command::new("timeout")
+        .args(["60", "sh", "-c", "ulimit -v 1048576 && exec \"$@\"", "sh"])
+        .arg(env!("CARGO_BIN_EXE_wgsample"))
+        .args(args)
+        .output()
+        .expect("run wgsample under timeout and ulimit");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn bad_limited(args: &[&str], needle: &str) {
+    bad_run(&wgsample_limited(args), args, needle);
+}
+
+#[test]
+fn huge_counts_are_errors_that_name_the_limit() {
+    let s = Scratch::new("huge-counts");
+    let g = s.file("g.npy", &npy_bigram(&chain_table(), 6));
+    let g = g.as_str();
+    let f = s.file("l.npy", &npy_f32_vec(&ln_1234()));
+    let f = f.as_str();
+    let gen_ = |extra: &[&'static str]| {
+        let mut a = vec!["generate", "--bigram", g, "--start", "0"];
+        a.extend_from_slice(extra);
+        a
+    };
+    for backend in ["cpu", "gpu"] {
+        bad_limited(
+            &gen_(&["--batch", "1000000000", "--backend", backend]),
+            "--batch 1000000000 is above the limit of 65536",
+        );
+        bad_limited(
+            &gen_(&["--max-new-tokens", "4294967295", "--backend", backend]),
+            "--max-new-tokens 4294967295 is above the limit of 1000000",
+        );
+        bad_limited(
+            &gen_(&[
+                "--batch",
+                "65536",
+                "--max-new-tokens",
+                "1000",
+                "--backend",
+                backend,
+            ]),
+            "limit of 10000000 tokens",
+        );
+        bad_limited(
+            &[
+                "sample",
+                "--logits",
+                f,
+                "--steps",
+                "4294967295",
+                "--backend",
+                backend,
+            ],
+            "--steps 4294967295 is above the limit of 1000000",
+        );
+        bad_limited(
+            &[
+                "beam",
+                "--bigram",
+                g,
+                "--start",
+                "0",
+                "--beams",
+                "2",
+                "--max-new-tokens",
+                "4294967295",
+                "--backend",
+                backend,
+            ],
+            "limit of 1000000",
+        );
+    }
+    bad(&gen_(&["--batch", "99999999999999999999999"]), "--batch");
+    // --steps times the file's rows is bounded too.
+    let rows = test_rows(20, 8);
+    let m = s.file("m.npy", &npy_f32_mat(&rows));
+    bad_limited(
+        &["sample", "--logits", &m, "--steps", "1000000"],
+        "limit of 10000000 tokens",
+    );
+    // At the limits, runs work.
+    // (Counted by hand: the test's JSON reader is slow on 16 MB.)
+    let r = wgsample(&[
+        "sample",
+        "--logits",
+        f,
+        "--steps",
+        "1000000",
+        "--temperature",
+        "0",
+    ]);
+    assert_eq!((r.code, r.stderr.as_str()), (Some(0), ""));
+    let tokens = r
+        .stdout
+        .split_once("\"tokens\": [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| list.split(", ").filter(|t| *t == "3").count());
+    assert_eq!(tokens, Some(1_000_000));
+    let r = wgsample(&gen_(&["--batch", "65536", "--max-new-tokens", "2"]));
+    assert_eq!((r.code, r.stderr.as_str()), (Some(0), ""));
+    assert_eq!(r.stdout.matches("\"stop_reason\"").count(), 65536);
+    // The limits are in --help.
+    let help = wgsample(&["--help"]).stdout;
+    for word in ["1000000", "10000000", "65536"] {
+        assert!(help.contains(word), "--help does not mention {word}");
+    }
+}
+
+#[test]
+fn files_are_checked_before_they_are_read() {
+    let s = Scratch::new("file-checks");
+    // Not regular files: refused before anything is read (or opened).
+    for args in [
+        &["dist", "--logits", "/dev/zero"][..],
+        &["sample", "--logits", "/dev/zero", "--vocab", "4"],
+        &["generate", "--bigram", "/dev/zero", "--start", "0"],
+        &[
+            "beam",
+            "--bigram",
+            "/dev/zero",
+            "--start",
+            "0",
+            "--beams",
+            "1",
+        ],
+    ] {
+        bad_limited(
+            args,
+            "/dev/zero: it is a character device, not a regular file",
+        );
+    }
+    let fifo = s.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let fifo = fifo.to_str().unwrap();
+    bad_limited(&["dist", "--logits", fifo], "FIFO");
+    bad_limited(&["generate", "--bigram", fifo, "--start", "0"], "FIFO");
+    bad_limited(
+        &["dist", "--logits", s.path().to_str().unwrap()],
+        "directory",
+    );
+
+    // A 3 GiB sparse file whose header says [4]: refused from its length,
+    // without reading it (the run is limited to 1 GiB of address space).
+    let d = f32_bytes(&ln_1234());
+    let small = npy_with(1, "<f4", "(4,)", false, &d);
+    let header_len = (small.len() - d.len()) as u64;
+    let sparse = s.file("sparse.npy", &small);
+    let big = 3u64 << 30;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sparse)
+        .and_then(|f| f.set_len(big))
+        .expect("make a sparse file");
+    let after_header = big - header_len;
+    bad_limited(
+        &["dist", "--logits", &sparse],
+        &format!("needs 16 bytes of data but the file has {after_header} bytes after the header"),
+    );
+    bad_limited(
+        &["sample", "--logits", &sparse, "--vocab", "4"],
+        "needs 16 bytes",
+    );
+    // The same for a bigram table.
+    let table = s.file("sparse-b.npy", &npy_with(1, "<f4", "(2, 2)", false, &d));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&table)
+        .and_then(|f| f.set_len(big))
+        .expect("make a sparse file");
+    bad_limited(
+        &["generate", "--bigram", &table, "--start", "0"],
+        "needs 16 bytes",
+    );
+    // A raw f32 file's length is checked from its metadata: 3 GiB is not a
+    // multiple of 4 * 5.
+    let raw = s.file("sparse.bin", &d);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&raw)
+        .and_then(|f| f.set_len(big))
+        .expect("make a sparse file");
+    bad_limited(
+        &["dist", "--logits", &raw, "--vocab", "5"],
+        "not a multiple",
+    );
+
+    // Too long by one byte, and too short by one byte.
+    let mut long = npy_with(1, "<f4", "(4,)", false, &d);
+    long.push(0);
+    let long = s.file("long.npy", &long);
+    bad(
+        &["dist", "--logits", &long],
+        "file has 17 bytes after the header",
+    );
+    let short = npy_with(1, "<f4", "(4,)", false, &d[..15]);
+    let short = s.file("short.npy", &short);
+    bad(
+        &["dist", "--logits", &short],
+        "file has 15 bytes after the header",
+    );
+    // The exact size is read.
+    let good = s.file("good.npy", &npy_with(1, "<f4", "(4,)", false, &d));
+    ok_json(&["dist", "--logits", &good]);
+}
+
+#[test]
+fn empty_token_lists_are_errors_for_every_list_flag() {
+    let s = Scratch::new("empty-lists");
+    let f = s.file("l.npy", &npy_f32_vec(&ln_1234()));
+    let g = s.file("g.npy", &npy_bigram(&chain_table(), 6));
+    for flag in ["--allow", "--prompt-tokens", "--output-tokens"] {
+        for cmd in ["dist", "sample"] {
+            bad(
+                &[cmd, "--logits", &f, flag, ""],
+                &format!("{flag} needs at least one token id"),
+            );
+            let eq = format!("{flag}=");
+            bad(
+                &[cmd, "--logits", &f, &eq],
+                &format!("{flag} needs at least one token id"),
+            );
+        }
+    }
+    for flag in ["--allow", "--stop-tokens"] {
+        bad(
+            &["generate", "--bigram", &g, "--start", "0", flag, " "],
+            &format!("{flag} needs at least one token id"),
+        );
+    }
+    assert!(
+        wgsample(&["--help"])
+            .stdout
+            .contains("needs\nat least one id")
+    );
+}
+
+#[test]
+fn gpu_runs_print_no_xdg_runtime_dir_line_when_it_is_unset() {
+    let s = Scratch::new("xdg");
+    let f = s.file("l.npy", &npy_f32_vec(&ln_1234()));
+    let g = s.file("g.npy", &npy_bigram(&chain_table(), 6));
+    let run = |args: &[&str]| {
+        let child = Command::new(env!("CARGO_BIN_EXE_wgsample"))
+            .args(args)
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run wgsample");
+        let pid = child.id();
+        let out = child.wait_with_output().expect("wait for wgsample");
+        // The private runtime directory is gone once the run ends.
+        let dir = std::env::temp_dir().join(format!("wgsample-runtime-{pid}-0"));
+        assert!(!dir.exists(), "{} was left behind", dir.display());
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    // A GPU run that succeeds prints nothing on stderr.
+    let args = ["sample", "--logits", &f, "--backend", "gpu", "--steps", "3"];
+    let r = run(&args);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stderr, "", "stderr of a GPU run");
+    assert_eq!(r.stdout.matches('\n').count(), 1);
+    // A GPU run whose error is found only on the GPU path (the device's
+    // workgroup grid holds 65535 rows, not 65536) prints exactly its one
+    // error line.
+    let args = [
+        "generate",
+        "--bigram",
+        &g,
+        "--start",
+        "0",
+        "--batch",
+        "65536",
+        "--max-new-tokens",
+        "1",
+        "--backend",
+        "gpu",
+    ];
+    let r = run(&args);
+    assert!(!r.stderr.contains("XDG_RUNTIME_DIR"), "{:?}", r.stderr);
+    if r.code == Some(0) {
+        assert_eq!(r.stderr, "");
+    } else {
+        bad_run(&r, &args, "max_batch");
+    }
+    // The exit code of the re-run is the program's own.
+    let r = run(&[
+        "beam",
+        "--bigram",
+        &g,
+        "--start",
+        "0",
+        "--beams",
+        "0",
+        "--backend",
+        "gpu",
+    ]);
+    assert_eq!(r.code, Some(2));
+    assert!(!r.stderr.contains("XDG_RUNTIME_DIR"), "{:?}", r.stderr);
 }

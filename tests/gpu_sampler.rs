@@ -862,8 +862,8 @@ fn low_temperature_chi_square_on_both_backends() {
                     ..p.clone()
                 })
                 .collect();
-            for r in 0..b {
-                s.set_params(r, &params[r]).unwrap();
+            for (r, pr) in params.iter().enumerate() {
+                s.set_params(r, pr).unwrap();
                 s.set_state(r, &state).unwrap();
             }
             for o in s.sample_host(Logits::F32(&x), b as u32).unwrap() {

@@ -291,12 +291,42 @@ fn parse_token(flag: &str, value: &str) -> Result<u32, UsageError> {
     }
 }
 
-/// `T1,T2,...`; an empty string is the empty list.
+/// `T1,T2,...`: at least one token id. Every list flag (`--allow`,
+/// `--prompt-tokens`, `--output-tokens`, `--stop-tokens`) refuses the empty
+/// list the same way: an empty `--allow` would mask every token and an
+/// empty stop sequence would match everywhere, so an empty value is far
+/// more likely a mistake (an unset shell variable) than a request; leave
+/// the flag out instead.
 fn parse_token_list(flag: &str, value: &str) -> Result<Vec<u32>, UsageError> {
     if value.trim().is_empty() {
-        return Ok(Vec::new());
+        return fail(format!(
+            "{flag} needs at least one token id (leave the flag out for none)"
+        ));
     }
     value.split(',').map(|t| parse_token(flag, t)).collect()
+}
+
+/// `--steps` is at most this (a decode loop of a million steps).
+pub const MAX_STEPS: u32 = 1_000_000;
+/// `--max-new-tokens` is at most this.
+pub const MAX_NEW_TOKENS: u32 = 1_000_000;
+/// `--batch` is at most this (rows of one `generate`).
+pub const MAX_BATCH: u32 = 65_536;
+/// The most tokens one command may print: `sample`'s `--steps` times the
+/// file's rows, `generate`'s `--batch` times `--max-new-tokens`. The whole
+/// result is held in memory and printed as one JSON line (about 20 bytes a
+/// token with its logprob), so this bounds the memory a run can take.
+pub const MAX_OUTPUT_TOKENS: u64 = 10_000_000;
+
+/// Parses a count flag and refuses values above `cap`, naming the cap (a
+/// count sizes allocations, so an absurd value is an error up front rather
+/// than an allocation failure later).
+fn parse_count(flag: &str, value: &str, cap: u32) -> Result<u32, UsageError> {
+    let n: u64 = parse_uint(flag, value, u64::from(cap))?;
+    match u32::try_from(n) {
+        Ok(n) if n <= cap => Ok(n),
+        _ => fail(format!("{flag} {n} is above the limit of {cap}")),
+    }
 }
 
 /// `TOKEN=BIAS`.
@@ -404,7 +434,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
             "--vocab" => vocab = Some(parse_uint(n, value, usize::MAX)?),
             "--row" => row = parse_uint(n, value, usize::MAX)?,
-            "--steps" => steps = parse_uint(n, value, u32::MAX)?,
+            "--steps" => steps = parse_count(n, value, MAX_STEPS)?,
             "--backend" => {
                 backend = match value.trim() {
                     "cpu" => Backend::Cpu,
@@ -439,16 +469,10 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 bigram = Some(PathBuf::from(value));
             }
             "--start" => start = Some(parse_token(n, value)?),
-            "--max-new-tokens" => max_new_tokens = parse_uint(n, value, u32::MAX)?,
-            "--stop-tokens" => {
-                let seq = parse_token_list(n, value)?;
-                if seq.is_empty() {
-                    return fail("--stop-tokens needs at least one token id");
-                }
-                stop_tokens.push(seq);
-            }
+            "--max-new-tokens" => max_new_tokens = parse_count(n, value, MAX_NEW_TOKENS)?,
+            "--stop-tokens" => stop_tokens.push(parse_token_list(n, value)?),
             "--batch" => {
-                batch = parse_uint(n, value, u32::MAX)?;
+                batch = parse_count(n, value, MAX_BATCH)?;
                 if batch == 0 {
                     return fail("--batch must be at least 1");
                 }
@@ -499,6 +523,13 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             return fail(format!("`{}` needs --start T (see --help)", sub.name()));
         };
         if sub == Sub::Generate {
+            let total = u64::from(batch) * u64::from(max_new_tokens);
+            if total > MAX_OUTPUT_TOKENS {
+                return fail(format!(
+                    "--batch {batch} x --max-new-tokens {max_new_tokens} = {total} tokens is above \
+                     the limit of {MAX_OUTPUT_TOKENS} tokens per run"
+                ));
+            }
             return Ok(Command::Generate(GenerateArgs {
                 bigram,
                 start,
@@ -603,7 +634,9 @@ Input:
   --steps N                sample: sample the same logits N times (default 1)
                            like a decode loop: token counts and the random
                            step carry over; a row stops at the first step whose
-                           status is not ok, keeping the tokens it got before
+                           status is not ok, keeping the tokens it got before.
+                           The result is printed at the end, so N is at most
+                           1000000 and N x (rows in FILE) at most 10000000
   --backend cpu|gpu        sample, generate, beam: backend to run on (default
                            cpu; gpu falls back to cpu, saying so, when there
                            is no adapter)
@@ -612,12 +645,14 @@ Bigram model (generate, beam):
   --bigram FILE            .npy file of shape [V, V] (float32 or float16):
                            row t = next-token logits after token t
   --start T                the token every sequence starts from (its prompt)
-  --max-new-tokens N       stop after N generated tokens (default 16)
+  --max-new-tokens N       stop after N generated tokens (default 16; at most
+                           1000000)
   --stop-tokens T1,T2,...  generate: stop when the tokens end with this
                            sequence (repeatable; counts once --min-new-tokens
                            tokens are generated)
-  --batch B                generate: rows to decode (default 1); with --seed S
-                           row r gets seed S + r
+  --batch B                generate: rows to decode (default 1, at most 65536;
+                           B x --max-new-tokens at most 10000000 and B x V at
+                           most 268435456); with --seed S row r gets seed S + r
   --beams B                beam: beams per search (required)
   --length-penalty X       beam: score = sum of logprobs / length^X (default 1)
   --early-stopping E       beam: true, false (default) or never
@@ -646,6 +681,8 @@ Sampling parameters (dist, sample, generate; the same for every row):
                            penalties and --min-new-tokens)
 
 Every option also accepts the form --option=VALUE. Token ids must be < V.
+A token list (--allow, --stop-tokens, --prompt-tokens, --output-tokens) needs
+at least one id: an empty value is an error (leave the flag out instead).
 
 Exit status: 0 on success (JSON on stdout); 2 on bad input or usage, with one
 line on stderr starting with \"error: \"; 1 if the output could not be written;

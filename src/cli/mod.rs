@@ -40,6 +40,10 @@ pub const EXIT_OUTPUT: i32 = 1;
 /// Exit code of an internal error (a bug), the same as Rust's panic code.
 pub const EXIT_INTERNAL: i32 = 101;
 
+/// `generate`'s `--batch` times the bigram's vocabulary is at most this
+/// (2^28 f32 logits, 1 GiB, a step).
+pub const MAX_STEP_LOGITS: u64 = 1 << 28;
+
 /// Why the command did not produce its output: the exit code and one line
 /// of text for stderr (printed after `error: `).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +108,14 @@ pub fn main() -> i32 {
             }
         }
     }
+    // A GPU run re-runs itself once with XDG_RUNTIME_DIR set when it is
+    // unset, so that Mesa's Vulkan layer prints no "error: XDG_RUNTIME_DIR"
+    // line beside ours (see `rerun_with_runtime_dir`). CPU runs never do.
+    if args::parse(&argv).is_ok_and(|c| uses_gpu(&c))
+        && let Some(code) = wgsample::gpu::device::rerun_with_runtime_dir()
+    {
+        return code;
+    }
     match run(&argv) {
         Ok(text) => {
             let mut out = std::io::stdout().lock();
@@ -117,6 +129,17 @@ pub fn main() -> i32 {
         }
         Err(f) => report(&f),
     }
+}
+
+/// True when the command runs on the GPU backend (`--backend gpu`).
+fn uses_gpu(c: &Command) -> bool {
+    let backend = match c {
+        Command::Help | Command::Dist(_) => return false,
+        Command::Sample(a) => a.backend,
+        Command::Generate(a) => a.backend,
+        Command::Beam(a) => a.backend,
+    };
+    backend == Backend::Gpu
 }
 
 /// Prints `error: <message>` as one line on stderr and returns the code.
@@ -190,6 +213,15 @@ fn bigram_setup(path: &std::path::Path, start: u32) -> Result<(Vec<f32>, usize),
 fn run_generate(a: &GenerateArgs) -> Result<String, Failure> {
     use wgsample::decode::{DecodeSpec, StopCriteria, bigram::Backend as GenBackend};
     let (table, vocab) = bigram_setup(&a.bigram, a.start)?;
+    // Each step holds `[batch, V]` f32 logits (on the host or the device).
+    let logits = u64::from(a.batch) * vocab as u64;
+    if logits > MAX_STEP_LOGITS {
+        return Err(Failure::usage(format!(
+            "--batch {} x the bigram's vocab {vocab} = {logits} logits a step is above the \
+             limit of {MAX_STEP_LOGITS}",
+            a.batch
+        )));
+    }
     let mut base = a.params.params.clone();
     if let Some(allow) = &a.params.allow {
         base.allowed_tokens = Some(wgsample::allowed_mask(vocab, allow)?);
@@ -317,6 +349,16 @@ fn run_dist(a: &DistArgs) -> Result<String, Failure> {
 /// `wgsample sample`: `--steps` rounds of sampling over the whole batch.
 fn run_sample(a: &SampleArgs) -> Result<String, Failure> {
     let batch = npy::read_logits(&a.input.logits, a.input.vocab)?;
+    let total = u64::from(a.steps) * batch.batch as u64;
+    if total > args::MAX_OUTPUT_TOKENS {
+        return Err(Failure::usage(format!(
+            "--steps {} x {} rows = {total} tokens is above the limit of {} tokens per run \
+             (the result is printed at the end)",
+            a.steps,
+            batch.batch,
+            args::MAX_OUTPUT_TOKENS
+        )));
+    }
     let (params, state) = row_setup(&a.params, batch.vocab, 0)?;
     let params = vec![params; batch.batch];
     let states = vec![state; batch.batch];

@@ -4,10 +4,15 @@
 //! command line.
 //!
 //! Why it is shaped this way: the crate takes no dependency for this, so the
-//! reader is written by hand and kept to exactly what the CLI accepts. The
-//! whole file is read into memory first and every later step works on byte
-//! slices with checked arithmetic and `get`, so a truncated or hostile file
-//! is always an [`InputError`] with one line of text, never a panic. The
+//! reader is written by hand and kept to exactly what the CLI accepts. Only
+//! regular files are read, and nothing is read blindly: the `.npy` header
+//! is read and checked first, the file's length (from its metadata) must
+//! be exactly what the header's shape needs, and then exactly those bytes
+//! are read and converted chunk by chunk (a raw f32 file's length is
+//! checked the same way), so `/dev/zero`, a FIFO or a huge sparse file
+//! with a small shape cost nothing. Every step uses checked arithmetic, so
+//! a truncated or hostile file is always an [`InputError`] with one line
+//! of text, never a panic. The
 //! header's Python-literal dict is parsed by a tiny recursive-descent
 //! parser ([`parse_literal`]) that accepts the general literal syntax
 //! (strings, integers, booleans, `None`, tuples, lists, dicts) so that an
@@ -16,6 +21,7 @@
 
 use half::f16;
 use std::fmt;
+use std::io::{Read, Seek as _};
 use std::path::Path;
 
 /// The magic string every `.npy` file starts with.
@@ -92,17 +98,18 @@ impl LogitBatch {
 /// Reads a logits file. A file that starts with [`NPY_MAGIC`] is parsed as
 /// `.npy` (and `vocab`, when given, must match its last dimension); any
 /// other file is raw little-endian f32 and needs `vocab`.
+///
+/// Only regular files are read ([`open_regular`]), and the size is checked
+/// before the data is read: a `.npy` file's header is read and checked
+/// first, then exactly the bytes its shape needs (a file longer or shorter
+/// than that is refused before any data is read); a raw file's length must
+/// be a multiple of `4 * vocab`.
 pub fn read_logits(path: &Path, vocab: Option<usize>) -> Result<LogitBatch, InputError> {
     let shown = path.display();
-    if path.is_dir() {
-        return err(format!("cannot read {shown}: it is a directory"));
-    }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return err(format!("cannot read {shown}: {e}")),
-    };
-    let batch = if bytes.starts_with(NPY_MAGIC) {
-        let b = parse_npy(&bytes).map_err(|e| InputError(format!("{shown}: {e}")))?;
+    let (mut file, len) = open_regular(path)?;
+    let in_file = |e: InputError| InputError(format!("{shown}: {e}"));
+    let batch = if starts_with_magic(&mut file).map_err(in_file)? {
+        let (b, _) = read_npy(&mut file, len).map_err(in_file)?;
         if let Some(v) = vocab
             && v != b.vocab
         {
@@ -119,36 +126,170 @@ pub fn read_logits(path: &Path, vocab: Option<usize>) -> Result<LogitBatch, Inpu
                  give --vocab V to read it as raw little-endian f32"
             ));
         };
-        parse_raw_f32(&bytes, v).map_err(|e| InputError(format!("{shown}: {e}")))?
+        read_raw_f32(&mut file, len, v).map_err(in_file)?
     };
     Ok(batch)
 }
 
-/// Parses raw little-endian f32 data as rows of `vocab` values.
+/// Opens `path` for reading if it is a regular file, and returns the file
+/// and its length. Anything else (a directory, a device such as
+/// `/dev/zero`, a FIFO, a socket) is refused before it is opened: such a
+/// "file" has no size to check and may never end, or block the open.
+fn open_regular(path: &Path) -> Result<(std::fs::File, u64), InputError> {
+    let shown = path.display();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return err(format!("cannot read {shown}: {e}")),
+    };
+    if !meta.is_file() {
+        return err(format!("cannot read {shown}: {}", not_regular(&meta)));
+    }
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return err(format!("cannot read {shown}: {e}")),
+    };
+    // Check what was opened, in case the path changed in between.
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return err(format!("cannot read {shown}: {e}")),
+    };
+    if !meta.is_file() {
+        return err(format!("cannot read {shown}: {}", not_regular(&meta)));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Names what a non-regular file is, for the error message.
+fn not_regular(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        return "it is a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if t.is_fifo() {
+            return "it is a FIFO (named pipe), not a regular file";
+        }
+        if t.is_char_device() {
+            return "it is a character device, not a regular file";
+        }
+        if t.is_block_device() {
+            return "it is a block device, not a regular file";
+        }
+        if t.is_socket() {
+            return "it is a socket, not a regular file";
+        }
+    }
+    "it is not a regular file"
+}
+
+/// True when the file starts with [`NPY_MAGIC`]; the file is rewound.
+fn starts_with_magic(file: &mut std::fs::File) -> Result<bool, InputError> {
+    let mut magic = [0u8; 6];
+    let n = read_up_to(file, &mut magic)?;
+    if let Err(e) = file.rewind() {
+        return err(format!("cannot read: {e}"));
+    }
+    Ok(n == magic.len() && magic == *NPY_MAGIC)
+}
+
+/// Reads into `buf` until it is full or the input ends; returns the number
+/// of bytes read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, InputError> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return err(format!("cannot read: {e}")),
+        }
+    }
+    Ok(got)
+}
+
+/// Bytes read per `read` call while converting the data.
+const READ_CHUNK: usize = 1 << 16;
+
+/// Reads exactly `count` values of `dtype` (the caller checked that the
+/// input holds exactly that many bytes from here), converting them while
+/// reading so that only the result is held in memory, then checks that the
+/// input ends there.
+fn read_data(r: &mut impl Read, dtype: Dtype, count: usize) -> Result<LogitData, InputError> {
+    fn fill<T>(
+        r: &mut impl Read,
+        count: usize,
+        size: usize,
+        conv: impl Fn(&[u8]) -> T,
+    ) -> Result<Vec<T>, InputError> {
+        let mut out: Vec<T> = Vec::new();
+        if out.try_reserve_exact(count).is_err() {
+            return err(format!(
+                "cannot allocate memory for {count} values ({} bytes)",
+                count.saturating_mul(size)
+            ));
+        }
+        let mut left = count * size;
+        let mut buf = vec![0u8; READ_CHUNK.min(left)];
+        while left > 0 {
+            let n = left.min(buf.len());
+            if let Err(e) = r.read_exact(&mut buf[..n]) {
+                return err(format!("cannot read the data: {e}"));
+            }
+            out.extend(buf[..n].chunks_exact(size).map(&conv));
+            left -= n;
+        }
+        Ok(out)
+    }
+    let data = match dtype {
+        Dtype::F32 => LogitData::F32(fill(r, count, 4, |c| {
+            f32::from_le_bytes([c[0], c[1], c[2], c[3]])
+        })?),
+        Dtype::F16 => LogitData::F16(fill(r, count, 2, |c| {
+            f16::from_bits(u16::from_le_bytes([c[0], c[1]]))
+        })?),
+    };
+    if read_up_to(r, &mut [0u8; 1])? != 0 {
+        return err("the file grew while it was being read");
+    }
+    Ok(data)
+}
+
+/// Parses raw little-endian f32 data as rows of `vocab` values. (for the unit tests;
+/// the CLI reads files with [`read_logits`]).
+#[cfg(test)]
 pub fn parse_raw_f32(bytes: &[u8], vocab: usize) -> Result<LogitBatch, InputError> {
+    read_raw_f32(&mut &bytes[..], bytes.len() as u64, vocab)
+}
+
+/// Reads `len` bytes of raw little-endian f32 data as rows of `vocab`
+/// values; the length is checked before anything is read.
+fn read_raw_f32(r: &mut impl Read, len: u64, vocab: usize) -> Result<LogitBatch, InputError> {
     if vocab == 0 {
         return err("--vocab must be at least 1");
     }
     let Some(row_bytes) = vocab.checked_mul(4) else {
         return err(format!("--vocab {vocab} is too large"));
     };
-    if bytes.is_empty() {
+    if len == 0 {
         return err("the file is empty (raw f32 input needs at least one row)");
     }
-    if !bytes.len().is_multiple_of(row_bytes) {
+    if !len.is_multiple_of(row_bytes as u64) {
         return err(format!(
-            "raw f32 file length {} bytes is not a multiple of 4 * V = {row_bytes} (V = {vocab})",
-            bytes.len()
+            "raw f32 file length {len} bytes is not a multiple of 4 * V = {row_bytes} (V = {vocab})"
         ));
     }
-    let data = bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let Ok(count) = usize::try_from(len / 4) else {
+        return err(format!(
+            "raw f32 file of {len} bytes does not fit in memory"
+        ));
+    };
+    let data = read_data(r, Dtype::F32, count)?;
     Ok(LogitBatch {
-        batch: bytes.len() / row_bytes,
+        batch: count / vocab,
         vocab,
-        data: LogitData::F32(data),
+        data,
     })
 }
 
@@ -168,30 +309,27 @@ impl Dtype {
     }
 }
 
-/// Parses a whole `.npy` file held in memory.
+/// Parses a whole `.npy` file held in memory. (for the unit tests;
+/// the CLI reads files with [`read_logits`]).
+#[cfg(test)]
 pub fn parse_npy(bytes: &[u8]) -> Result<LogitBatch, InputError> {
-    parse_npy_shaped(bytes).map(|(b, _)| b)
+    read_npy(&mut &bytes[..], bytes.len() as u64).map(|(b, _)| b)
 }
 
 /// Reads a bigram table for `generate` / `beam`: a `.npy` file of shape
 /// `[V, V]` (float32, or float16 widened exactly to float32). Returns the
-/// `V * V` values, row-major, and `V`.
+/// `V * V` values, row-major, and `V`. The file is checked as
+/// [`read_logits`] checks one.
 pub fn read_bigram(path: &Path) -> Result<(Vec<f32>, usize), InputError> {
     let shown = path.display();
-    if path.is_dir() {
-        return err(format!("cannot read {shown}: it is a directory"));
-    }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return err(format!("cannot read {shown}: {e}")),
-    };
-    if !bytes.starts_with(NPY_MAGIC) {
+    let (mut file, len) = open_regular(path)?;
+    let in_file = |e: InputError| InputError(format!("{shown}: {e}"));
+    if !starts_with_magic(&mut file).map_err(in_file)? {
         return err(format!(
             "--bigram {shown} is not a .npy file (it does not start with \\x93NUMPY)"
         ));
     }
-    let (batch, shape) =
-        parse_npy_shaped(&bytes).map_err(|e| InputError(format!("{shown}: {e}")))?;
+    let (batch, shape) = read_npy(&mut file, len).map_err(in_file)?;
     if shape.len() != 2 || shape[0] != shape[1] {
         return err(format!(
             "--bigram {shown} has shape {}, a bigram table must be square [V, V]",
@@ -205,30 +343,39 @@ pub fn read_bigram(path: &Path) -> Result<(Vec<f32>, usize), InputError> {
     Ok((data, batch.vocab))
 }
 
-/// [`parse_npy`], also returning the shape as the header gives it.
-fn parse_npy_shaped(bytes: &[u8]) -> Result<(LogitBatch, Vec<usize>), InputError> {
-    if !bytes.starts_with(NPY_MAGIC) {
+/// Reads a `.npy` file of `len` bytes from its start: the header first,
+/// checked (version, dtype, order, shape, and that the file holds exactly
+/// the bytes the shape needs), then exactly those bytes. Returns the batch
+/// and the shape as the header gives it.
+fn read_npy(r: &mut impl Read, len: u64) -> Result<(LogitBatch, Vec<usize>), InputError> {
+    let mut pre = [0u8; 12];
+    let got = read_up_to(r, &mut pre[..8])?;
+    if got < 6 || pre[..6] != NPY_MAGIC[..] {
         return err("not a .npy file (missing \\x93NUMPY magic)");
     }
-    let (Some(&major), Some(&minor)) = (bytes.get(6), bytes.get(7)) else {
+    if got < 8 {
         return err("truncated .npy file (no format version)");
-    };
-    let (header_len, header_start) = match (major, minor) {
-        (1, 0) => match bytes.get(8..10) {
-            Some(b) => (usize::from(u16::from_le_bytes([b[0], b[1]])), 10usize),
-            None => return err("truncated .npy file (no header length)"),
-        },
-        (2, 0) | (3, 0) => match bytes.get(8..12) {
-            Some(b) => match usize::try_from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])) {
-                Ok(n) => (n, 12usize),
-                Err(_) => return err("the .npy header length does not fit in memory"),
-            },
-            None => return err("truncated .npy file (no header length)"),
-        },
+    }
+    let (major, minor) = (pre[6], pre[7]);
+    let len_bytes = match (major, minor) {
+        (1, 0) => 2usize,
+        (2, 0) | (3, 0) => 4,
         _ => {
             return err(format!(
                 "unsupported .npy format version {major}.{minor} (expected 1.0, 2.0 or 3.0)"
             ));
+        }
+    };
+    let header_start = 8 + len_bytes;
+    if read_up_to(r, &mut pre[8..header_start])? < len_bytes {
+        return err("truncated .npy file (no header length)");
+    }
+    let header_len = if len_bytes == 2 {
+        usize::from(u16::from_le_bytes([pre[8], pre[9]]))
+    } else {
+        match usize::try_from(u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]])) {
+            Ok(n) => n,
+            Err(_) => return err("the .npy header length does not fit in memory"),
         }
     };
     if header_len > MAX_HEADER_LEN {
@@ -236,16 +383,18 @@ fn parse_npy_shaped(bytes: &[u8]) -> Result<(LogitBatch, Vec<usize>), InputError
             ".npy header of {header_len} bytes is too large (limit {MAX_HEADER_LEN})"
         ));
     }
-    let Some(header_end) = header_start.checked_add(header_len) else {
-        return err("the .npy header length is too large");
-    };
-    let Some(header_bytes) = bytes.get(header_start..header_end) else {
+    let header_end = (header_start + header_len) as u64;
+    if header_end > len {
         return err(format!(
             "truncated .npy file: the header claims {header_len} bytes but the file has {}",
-            bytes.len().saturating_sub(header_start)
+            len.saturating_sub(header_start as u64)
         ));
-    };
-    let Ok(header) = std::str::from_utf8(header_bytes) else {
+    }
+    let mut header_bytes = vec![0u8; header_len];
+    if let Err(e) = r.read_exact(&mut header_bytes) {
+        return err(format!("cannot read the .npy header: {e}"));
+    }
+    let Ok(header) = std::str::from_utf8(&header_bytes) else {
         return err(".npy header is not valid text");
     };
     let (dtype, shape) = parse_header(header)?;
@@ -265,39 +414,26 @@ fn parse_npy_shaped(bytes: &[u8]) -> Result<(LogitBatch, Vec<usize>), InputError
             show_shape(&shape)
         ));
     }
-    let data_bytes = &bytes[header_end..];
-    let expected = batch
-        .checked_mul(vocab)
-        .and_then(|n| n.checked_mul(dtype.size()));
-    if expected != Some(data_bytes.len()) {
+    // The size check, from the length alone: a file longer or shorter than
+    // the shape says is refused before any data is read.
+    let data_len = len - header_end;
+    let count = batch.checked_mul(vocab);
+    let expected = count.and_then(|n| n.checked_mul(dtype.size()));
+    if expected.map(|n| n as u64) != Some(data_len) {
         let need = match expected {
             Some(n) => format!("{n} bytes"),
             None => "more bytes than fit in memory".to_string(),
         };
         return err(format!(
-            "shape {} of {} needs {need} of data but the file has {} bytes after the header",
+            "shape {} of {} needs {need} of data but the file has {data_len} bytes after the header",
             show_shape(&shape),
             match dtype {
                 Dtype::F32 => "'<f4'",
                 Dtype::F16 => "'<f2'",
             },
-            data_bytes.len()
         ));
     }
-    let data = match dtype {
-        Dtype::F32 => LogitData::F32(
-            data_bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
-        Dtype::F16 => LogitData::F16(
-            data_bytes
-                .chunks_exact(2)
-                .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])))
-                .collect(),
-        ),
-    };
+    let data = read_data(r, dtype, count.unwrap_or(0))?;
     Ok((LogitBatch { batch, vocab, data }, shape))
 }
 

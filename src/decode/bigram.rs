@@ -40,15 +40,40 @@ pub fn check_table(table: &[f32], vocab: usize) -> Result<()> {
 
 /// The CPU twin of the gather: `out[r, :] = table[tokens[r], :]`, a row of
 /// zeros for a token `>= vocab` (a row that got no token).
-pub fn bigram_logits_cpu(table: &[f32], vocab: usize, tokens: &[u32], out: &mut [f32]) {
+///
+/// Errors: `vocab` 0, a `table` that is not `[vocab, vocab]`
+/// ([`check_table`]), or an `out` that does not hold exactly one row of
+/// `vocab` values per token.
+pub fn bigram_logits_cpu(
+    table: &[f32],
+    vocab: usize,
+    tokens: &[u32],
+    out: &mut [f32],
+) -> Result<()> {
+    check_table(table, vocab)?;
+    if tokens.len().checked_mul(vocab) != Some(out.len()) {
+        return Err(Error::Shape(format!(
+            "the output holds {} values, {} tokens of vocab {vocab} need {} x {vocab}",
+            out.len(),
+            tokens.len(),
+            tokens.len()
+        )));
+    }
     for (row, &t) in out.chunks_exact_mut(vocab).zip(tokens) {
         let t = t as usize;
-        if t < vocab {
-            row.copy_from_slice(&table[t * vocab..(t + 1) * vocab]);
+        // The table has `vocab * vocab` values (checked above), so row
+        // `t < vocab` is in range; `get` keeps that a checked fact.
+        let src = if t < vocab {
+            table.get(t * vocab..(t + 1) * vocab)
         } else {
-            row.fill(0.0);
+            None
+        };
+        match src {
+            Some(src) => row.copy_from_slice(src),
+            None => row.fill(0.0),
         }
     }
+    Ok(())
 }
 
 /// The uniform of the gather pass (`Dims` in the shader).
@@ -353,8 +378,7 @@ pub fn generate(
             &spec,
             |info: &CpuStepInfo<'_>, logits: &mut [f32]| {
                 let prev = if info.step == 0 { starts } else { info.tokens };
-                bigram_logits_cpu(table, vocab, prev, logits);
-                Ok(())
+                bigram_logits_cpu(table, vocab, prev, logits)
             },
             on_event,
         ),
@@ -407,7 +431,7 @@ mod tests {
     fn cpu_gather_copies_rows_and_zeroes_missing_tokens() {
         let table: Vec<f32> = (0..9).map(|x| x as f32).collect();
         let mut out = vec![7.0; 9];
-        bigram_logits_cpu(&table, 3, &[2, crate::NO_TOKEN, 0], &mut out);
+        bigram_logits_cpu(&table, 3, &[2, crate::NO_TOKEN, 0], &mut out).unwrap();
         assert_eq!(out, [6.0, 7.0, 8.0, 0.0, 0.0, 0.0, 0.0, 1.0, 2.0]);
         assert!(check_table(&table, 3).is_ok());
         assert!(check_table(&table, 2).is_err());

@@ -358,7 +358,9 @@ fn map_words(
 /// step order, then row order.
 ///
 /// The sampler's params and states of rows `0..B` are replaced. Its
-/// `max_seen_tokens` must cover `max_new_tokens` for rows with penalties.
+/// `max_seen_tokens` must cover `max_new_tokens` (plus the distinct tokens
+/// already in a row's state) for rows with penalties; this is checked
+/// before the first step.
 ///
 /// Errors: an empty batch, a batch above the sampler's `max_batch`, bad
 /// params / states / criteria (nothing runs), a model step error, or a
@@ -386,6 +388,28 @@ where
                 sampler.config().max_batch
             ))
         })?;
+    // A row with penalties keeps the counts of its generated tokens in an
+    // on-device list of `max_seen_tokens` entries, which must hold every
+    // token the decode may generate: refuse before the first step rather
+    // than fail at step `max_seen_tokens` and lose the tokens.
+    let cap = sampler.config().max_seen_tokens;
+    let max_new = spec.criteria.max_new_tokens;
+    for (r, (p, s)) in params.iter().zip(&states).enumerate() {
+        let seen = s.output_counts().count() as u64;
+        if p.penalties_active() && seen + u64::from(max_new) > u64::from(cap) {
+            let already = if seen > 0 {
+                format!(" plus the {seen} distinct tokens already in its state")
+            } else {
+                String::new()
+            };
+            return Err(Error::Shape(format!(
+                "row {r}: max_new_tokens ({max_new}){already} exceeds the sampler's \
+                 max_seen_tokens ({cap}), which rows with penalties need to hold every \
+                 generated token; create the sampler with max_seen_tokens >= {}",
+                seen + u64::from(max_new)
+            )));
+        }
+    }
     for (r, (p, s)) in params.iter().zip(&states).enumerate() {
         // State first: it resets the row's count of tokens generated since
         // its state was set, which `set_params` checks for penalties.
@@ -393,7 +417,6 @@ where
         sampler.set_params(r, p)?;
     }
     let mut rows = Rows::new(spec)?;
-    let max_new = spec.criteria.max_new_tokens;
     let every_step = match spec.readback {
         Readback::EveryStep => true,
         Readback::AtEnd => false,

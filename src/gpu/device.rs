@@ -135,6 +135,72 @@ pub async fn open_device_async() -> Result<GpuContext> {
     })
 }
 
+/// Environment variable set in the process that
+/// [`rerun_with_runtime_dir`] starts, so that it never starts another.
+pub const RERUN_MARKER: &str = "WGSAMPLE_RUNTIME_DIR_RERUN";
+
+/// For programs (the `wgsample` CLI, the examples), called at the start of
+/// `main` before any GPU work: when `XDG_RUNTIME_DIR` is unset (or not an
+/// absolute path), runs this same program again as a child process with
+/// `XDG_RUNTIME_DIR` set to a fresh private directory (mode 0700, under the
+/// system temp dir, removed when the child ends), waits for it and returns
+/// `Some(its exit code)` (128 + the signal number if a signal ended it);
+/// the caller exits with that code. Returns `None` when nothing is needed
+/// (the variable is set, or this process is already the child, marked by
+/// [`RERUN_MARKER`]), on non-Unix systems, or when the child cannot be
+/// started (the caller then simply goes on).
+///
+/// Why: Mesa's Vulkan device-selection layer connects to the Wayland
+/// display while wgpu enumerates adapters, and libwayland prints
+/// `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` on
+/// stderr when the variable is unset (as in containers, CI and `sudo`),
+/// a line that looks like this program's own error. Setting the variable
+/// for this process would need `std::env::set_var`, which is `unsafe` (the
+/// crate uses no `unsafe`), and the layer reads it during instance
+/// creation, so it must be in the environment the process starts with.
+/// The child inherits stdin, stdout and stderr, and gets the same
+/// arguments.
+pub fn rerun_with_runtime_dir() -> Option<i32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        use std::os::unix::process::ExitStatusExt as _;
+        let usable = std::env::var_os("XDG_RUNTIME_DIR")
+            .is_some_and(|d| std::path::Path::new(&d).is_absolute());
+        if usable || std::env::var_os(RERUN_MARKER).is_some() {
+            return None;
+        }
+        let exe = std::env::current_exe().ok()?;
+        let base = std::env::temp_dir();
+        let pid = std::process::id();
+        let dir = (0..16).find_map(|n| {
+            let d = base.join(format!("wgsample-runtime-{pid}-{n}"));
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&d)
+                .ok()
+                .map(|()| d)
+        })?;
+        let status = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env("XDG_RUNTIME_DIR", &dir)
+            .env(RERUN_MARKER, "1")
+            .status();
+        let _ = std::fs::remove_dir_all(&dir);
+        let status = status.ok()?;
+        Some(
+            status
+                .code()
+                .or_else(|| status.signal().map(|s| 128 + s))
+                .unwrap_or(1),
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// The adapter selection of [`open_device_async`].
 async fn choose_adapter() -> Result<wgpu::Adapter> {
     // Without WGPU_BACKEND, the first-tier backends (Vulkan, Metal, DX12)

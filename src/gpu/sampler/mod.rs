@@ -560,14 +560,15 @@ impl GpuSampler {
             )));
         }
         let v = u64::from(self.cfg.vocab);
-        let data = u64::from(batch) * v * dtype.size();
-        let end = offset + data;
-        if end > logits.size() {
+        // Checked: an offset near u64::MAX is an error, not an overflow.
+        let need =
+            u128::from(offset) + u128::from(batch) * u128::from(v) * u128::from(dtype.size());
+        let Some(end) = u64::try_from(need).ok().filter(|&e| e <= logits.size()) else {
             return Err(Error::Shape(format!(
-                "logits [{batch}, {v}] {dtype:?} at byte offset {offset} need {end} bytes, the buffer has {}",
+                "logits [{batch}, {v}] {dtype:?} at byte offset {offset} need {need} bytes, the buffer has {}",
                 logits.size()
             )));
-        }
+        };
         let align = u64::from(limits.min_storage_buffer_offset_alignment.max(4));
         let bind_off = offset - offset % align;
         let bind_size = (end - bind_off).next_multiple_of(4);

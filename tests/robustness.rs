@@ -1,0 +1,189 @@
+//! Robustness at the edges of the integer types and of the sizes a caller
+//! can pass: every case is an `Err` (or a defined result) in debug and test
+//! builds, where integer overflow checks are on, never a panic.
+//!
+//! The GPU cases run on whatever adapter `open_device` finds (lavapipe here
+//! and in CI); without one they fail with the install hint, they never skip.
+
+use wgsample::decode::{self, DecodeSpec, StopCriteria, bigram_logits_cpu};
+use wgsample::gpu::{DType, GpuContext, GpuSampler, INSTALL_HINT, SamplerConfig, open_device};
+use wgsample::{CpuSampler, Logits, RowState, SamplingParams, Status};
+
+fn ctx() -> GpuContext {
+    match open_device() {
+        Ok(c) => c,
+        Err(e) => panic!("no GPU adapter ({e}); {INSTALL_HINT}"),
+    }
+}
+
+/// A storage buffer holding `logits` as f32.
+fn logits_buffer(ctx: &GpuContext, logits: &[f32]) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt as _;
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("robustness logits"),
+            contents: bytemuck::cast_slice(logits),
+            usage: wgpu::BufferUsages::STORAGE,
+        })
+}
+
+#[test]
+fn record_with_an_offset_near_u64_max_is_an_error() {
+    let ctx = ctx();
+    let v = 64u32;
+    let logits: Vec<f32> = (0..v).map(|i| (i % 7) as f32).collect();
+    let buf = logits_buffer(&ctx, &logits);
+    let mut sampler = GpuSampler::new(&ctx, SamplerConfig::new(1, v)).unwrap();
+    for offset in [u64::MAX - 3, u64::MAX - 255, u64::MAX / 4 * 4, 1 << 63] {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let e = sampler
+            .record(&mut enc, &buf, offset, DType::F32, 1)
+            .unwrap_err();
+        assert!(e.to_string().contains("offset"), "{e}");
+    }
+    // The sampler is still usable afterwards.
+    let out = sampler.sample(&buf, 0, DType::F32, 1).unwrap();
+    assert_eq!(out[0].status, Status::Ok);
+}
+
+#[test]
+fn a_step_counter_at_u64_max_wraps_to_zero_on_both_backends() {
+    // SPEC: the counter is (s low 32 bits, s high 32 bits); the device keeps
+    // it as two u32 words and carries, so s = 2^64 - 1 is followed by 0.
+    // The CPU backend does the same (no overflow panic).
+    let v = 300usize;
+    let logits: Vec<f32> = (0..v).map(|i| ((i * 37) % 101) as f32 * 0.05).collect();
+    let params = [SamplingParams {
+        seed: 11,
+        ..Default::default()
+    }];
+    let mut state = RowState::new(&[1, 2]);
+    state.step = u64::MAX;
+    let mut cpu_states = vec![state.clone()];
+    let mut cpu = CpuSampler::new();
+    let c = cpu
+        .sample(Logits::F32(&logits), v, &params, &mut cpu_states)
+        .unwrap();
+    assert_eq!(c[0].status, Status::Ok);
+    assert_eq!(cpu_states[0].step, 0);
+    assert_eq!(cpu_states[0].generated_len(), 1);
+    // The next step (s = 0) works too.
+    let c1 = cpu
+        .sample(Logits::F32(&logits), v, &params, &mut cpu_states)
+        .unwrap();
+    assert_eq!(cpu_states[0].step, 1);
+
+    let ctx = ctx();
+    let buf = logits_buffer(&ctx, &logits);
+    let mut sampler = GpuSampler::new(&ctx, SamplerConfig::new(1, v as u32)).unwrap();
+    sampler.set_params(0, &params[0]).unwrap();
+    sampler.set_state(0, &state).unwrap();
+    let g = sampler.sample(&buf, 0, DType::F32, 1).unwrap();
+    assert_eq!(g[0].token, c[0].token, "step u64::MAX");
+    assert_eq!(sampler.read_state(0).unwrap().step, 0);
+    let g1 = sampler.sample(&buf, 0, DType::F32, 1).unwrap();
+    assert_eq!(g1[0].token, c1[0].token, "step 0 after the wrap");
+}
+
+#[test]
+fn row_state_record_wraps_instead_of_overflowing() {
+    let mut s = RowState::default();
+    s.step = u64::MAX;
+    s.record(3);
+    assert_eq!(s.step, 0);
+    assert_eq!(s.output_count(3), 1);
+}
+
+#[test]
+fn bigram_logits_cpu_rejects_bad_shapes() {
+    let table: Vec<f32> = (0..9).map(|x| x as f32).collect();
+    let mut out = vec![0.0; 3];
+    // vocab 0: no table.
+    assert!(bigram_logits_cpu(&table, 0, &[0], &mut out).is_err());
+    assert!(bigram_logits_cpu(&[], 0, &[], &mut []).is_err());
+    // A table too short for the vocab (row 2 would be past its end).
+    assert!(bigram_logits_cpu(&table[..7], 3, &[2], &mut out).is_err());
+    assert!(bigram_logits_cpu(&table, 4, &[2], &mut [0.0; 4]).is_err());
+    // An output that does not hold one row per token.
+    assert!(bigram_logits_cpu(&table, 3, &[2, 1], &mut out).is_err());
+    // The good case still copies the row.
+    bigram_logits_cpu(&table, 3, &[2], &mut out).unwrap();
+    assert_eq!(out, [6.0, 7.0, 8.0]);
+}
+
+#[test]
+fn decode_gpu_checks_max_seen_tokens_before_the_first_step() {
+    let ctx = ctx();
+    let v = 16u32;
+    let table: Vec<f32> = (0..v * v).map(|i| ((i * 13) % 17) as f32 * 0.1).collect();
+    let model = decode::BigramModel::new(&ctx, &table, v, 1).unwrap();
+    model.set_start(&[0]).unwrap();
+    let mut cfg = SamplerConfig::new(1, v);
+    cfg.max_seen_tokens = 8;
+    let mut sampler = GpuSampler::new(&ctx, cfg).unwrap();
+    let params = [SamplingParams {
+        frequency_penalty: 0.5,
+        ..Default::default()
+    }];
+    let crit = StopCriteria::new(9);
+    let spec = DecodeSpec::new(&params, &crit);
+    let mut steps = 0;
+    let e = decode::decode_gpu(
+        &mut sampler,
+        model.logits(),
+        &spec,
+        |enc, info| {
+            steps += 1;
+            model.record_step(enc, info)
+        },
+        |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(steps, 0, "nothing may run before the error");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("max_new_tokens") && msg.contains('9') && msg.contains('8'),
+        "{msg}"
+    );
+    assert!(msg.contains("max_seen_tokens"), "{msg}");
+
+    // Distinct tokens already in the state count against the capacity.
+    let states = [RowState::with_output(&[0], &[1, 2, 3])];
+    let crit = StopCriteria::new(6);
+    let mut spec = DecodeSpec::new(&params, &crit);
+    spec.states = Some(&states);
+    let e = decode::decode_gpu(
+        &mut sampler,
+        model.logits(),
+        &spec,
+        |enc, info| model.record_step(enc, info),
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("max_seen_tokens"), "{e}");
+
+    // Exactly at the capacity runs, and so does a row without penalties.
+    let crit = StopCriteria::new(8);
+    let spec = DecodeSpec::new(&params, &crit);
+    let out = decode::decode_gpu(
+        &mut sampler,
+        model.logits(),
+        &spec,
+        |enc, info| model.record_step(enc, info),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(out.sequences[0].tokens.len(), 8);
+    let plain = [SamplingParams::default()];
+    let crit = StopCriteria::new(20);
+    let spec = DecodeSpec::new(&plain, &crit);
+    let out = decode::decode_gpu(
+        &mut sampler,
+        model.logits(),
+        &spec,
+        |enc, info| model.record_step(enc, info),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(out.sequences[0].tokens.len(), 20);
+}
