@@ -187,3 +187,26 @@ fn decode_gpu_checks_max_seen_tokens_before_the_first_step() {
     .unwrap();
     assert_eq!(out.sequences[0].tokens.len(), 20);
 }
+
+#[test]
+fn the_samplers_own_output_as_logits_is_an_error() {
+    // Binding the output buffer both as the logits (read-only) and as the
+    // output (read-write) is a wgpu validation panic on the device; record
+    // refuses it first, and the sampler stays usable.
+    let ctx = ctx();
+    // V = 2 so that the 48-byte output (4 rows x 12 bytes) is large
+    // enough to pass the size check.
+    let v = 2u32;
+    let logits = [0.5f32, 1.5];
+    let buf = logits_buffer(&ctx, &logits);
+    let mut sampler = GpuSampler::new(&ctx, SamplerConfig::new(4, v)).unwrap();
+    sampler.set_params(0, &SamplingParams::greedy()).unwrap();
+    let own = sampler.output_buffer().clone();
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let e = sampler
+        .record(&mut enc, &own, 0, DType::F32, 1)
+        .unwrap_err();
+    assert!(e.to_string().contains("own buffers"), "{e}");
+    let out = sampler.sample(&buf, 0, DType::F32, 1).unwrap();
+    assert_eq!((out[0].status, out[0].token), (Status::Ok, 1));
+}

@@ -528,9 +528,10 @@ impl GpuSampler {
     /// through the queue (they land before the next submission), so
     /// record and submit one step at a time when they change.
     ///
-    /// Errors (nothing is recorded): batch 0 or above `max_batch`, an
-    /// offset not a multiple of 4, a buffer too small or without `STORAGE`
-    /// usage, a binding beyond `max_storage_buffer_binding_size`, or a row
+    /// Errors (nothing is recorded): batch 0 or above `max_batch`, one of
+    /// the sampler's own buffers as `logits`, an offset not a multiple of
+    /// 4 (or one whose end overflows u64), a buffer too small or without
+    /// `STORAGE` usage, a binding beyond `max_storage_buffer_binding_size`, or a row
     /// with penalties at its `max_seen_tokens` capacity.
     pub fn record(
         &mut self,
@@ -553,6 +554,30 @@ impl GpuSampler {
                 "the logits buffer needs STORAGE usage (it has {:?})",
                 logits.usage()
             )));
+        }
+        // One of the sampler's own buffers as the logits would be bound
+        // twice in one pass (read-only and read-write), which wgpu reports
+        // as a validation panic on the device: refuse it here.
+        let own = [
+            &self.dims_buf,
+            &self.params_buf,
+            &self.lists_buf,
+            &self.state_buf,
+            &self.scratch_buf,
+            &self.hist_buf,
+            &self.out_buf,
+            &self.dummy_z,
+        ];
+        if own
+            .into_iter()
+            .chain(self.z_buf.as_ref())
+            .any(|b| b == logits)
+        {
+            return Err(Error::Shape(
+                "the logits buffer is one of the sampler's own buffers (for example its \
+                 output_buffer()); copy the values to a buffer of your own first"
+                    .into(),
+            ));
         }
         if !offset.is_multiple_of(4) {
             return Err(Error::Shape(format!(
