@@ -2241,3 +2241,76 @@ fn gpu_runs_print_no_xdg_runtime_dir_line_when_it_is_unset() {
     assert_eq!(r.code, Some(2));
     assert!(!r.stderr.contains("XDG_RUNTIME_DIR"), "{:?}", r.stderr);
 }
+
+#[test]
+fn sample_explain_adds_the_gpu_plan_of_the_last_step() {
+    let d = Scratch::new("explain");
+    // V = 9000: three chunks of 4096 logits per row, two rows.
+    let rows: Vec<Vec<f32>> = (0..2)
+        .map(|r| {
+            (0..9000)
+                .map(|i| ((i * 7 + r) % 101) as f32 * 0.03)
+                .collect()
+        })
+        .collect();
+    let f = d.file("explain.npy", &npy_f32_mat(&rows));
+    let plan_of = |extra: &[&str]| {
+        let mut args = vec!["sample", "--logits", &f, "--backend", "gpu", "--explain"];
+        args.extend_from_slice(extra);
+        let j = ok_json(&args);
+        assert_eq!(j.keys(), ["rows", "plan"]);
+        let p = j.get("plan").clone();
+        let passes = p.get("passes").arr().to_vec();
+        let count = |k: &str| match p.get(k) {
+            Json::Num(s) => s.parse::<usize>().unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let dense = passes
+            .iter()
+            .filter(|x| *x.get("dense") == Json::Bool(true))
+            .count();
+        assert_eq!(count("dispatches"), passes.len());
+        assert_eq!(count("dense_passes"), dense);
+        for x in &passes {
+            let grid = x.get("grid").u32s();
+            let want_x = if *x.get("dense") == Json::Bool(true) {
+                3
+            } else {
+                1
+            };
+            assert_eq!(grid, [want_x, 2, 1], "{x:?}");
+        }
+        let labels: Vec<String> = passes
+            .iter()
+            .map(|x| x.get("label").str().to_string())
+            .collect();
+        (passes.len(), dense, labels)
+    };
+    let (n, dense, labels) = plan_of(&["--temperature", "0"]);
+    assert_eq!((n, dense), (2, 1));
+    assert_eq!(labels, ["reduce", "merge"]);
+    assert_eq!(plan_of(&["--min-p", "0.1"]).0, 4);
+    let (n, dense, labels) = plan_of(&["--top-k", "50", "--top-p", "0.9", "--ban", "3"]);
+    assert_eq!((n, dense), (22, 11));
+    assert_eq!(labels[0], "prep");
+    assert!(labels.contains(&"hist top-k digit 3".to_string()));
+    // Errors: not on the CPU backend, no value, not twice, not elsewhere.
+    bad(&["sample", "--logits", &f, "--explain"], "--backend gpu");
+    bad(
+        &["sample", "--logits", &f, "--backend", "gpu", "--explain=1"],
+        "no value",
+    );
+    bad(
+        &[
+            "sample",
+            "--logits",
+            &f,
+            "--backend",
+            "gpu",
+            "--explain",
+            "--explain",
+        ],
+        "more than once",
+    );
+    bad(&["dist", "--logits", &f, "--explain"], "not an option");
+}

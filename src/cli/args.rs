@@ -107,6 +107,9 @@ pub struct SampleArgs {
     pub steps: u32,
     /// `--backend cpu|gpu` (default cpu).
     pub backend: Backend,
+    /// `--explain` (no value; needs `--backend gpu`): add the GPU plan of
+    /// the last step to the output.
+    pub explain: bool,
 }
 
 /// Arguments of `wgsample generate`.
@@ -383,6 +386,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let mut early_stopping = EarlyStoppingArg::False;
     let mut num_return_sequences = 1u32;
     let mut seen: Vec<&'static str> = Vec::new();
+    let mut explain = false;
 
     let mut i = 1;
     while let Some(arg) = args.get(i) {
@@ -397,6 +401,23 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             Some((n, v)) => (n, Some(v)),
             None => (arg.as_str(), None),
         };
+        if name == "--explain" {
+            // The one switch without a value.
+            if sub != Sub::Sample {
+                return fail(format!(
+                    "--explain is not an option of `{}` (see --help)",
+                    sub.name()
+                ));
+            }
+            if inline.is_some() {
+                return fail("--explain takes no value");
+            }
+            if explain {
+                return fail("--explain is given more than once");
+            }
+            explain = true;
+            continue;
+        }
         let Some(flag) = find_flag(name) else {
             return fail(format!("unknown option {} (see --help)", shown(name)));
         };
@@ -572,11 +593,15 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             row,
         })
     } else {
+        if explain && backend != Backend::Gpu {
+            return fail("--explain shows the GPU plan: it needs --backend gpu");
+        }
         Command::Sample(SampleArgs {
             input,
             params: p,
             steps,
             backend,
+            explain,
         })
     })
 }
@@ -585,7 +610,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
 /// so it cannot be the value of the flag before it.
 fn is_known_flag(word: &str) -> bool {
     let name = word.split_once('=').map_or(word, |(n, _)| n);
-    name.starts_with("--") && find_flag(name).is_some()
+    name.starts_with("--") && (name == "--explain" || find_flag(name).is_some())
 }
 
 /// The text `--help` prints.
@@ -594,7 +619,8 @@ wgsample: next-token sampling from a file of logits (the contract is SPEC.md).
 
 Usage:
   wgsample dist     --logits FILE [--vocab V] [--row R] [PARAMS]
-  wgsample sample   --logits FILE [--vocab V] [--steps N] [--backend cpu|gpu] [PARAMS]
+  wgsample sample   --logits FILE [--vocab V] [--steps N] [--backend cpu|gpu] [--explain]
+                    [PARAMS]
   wgsample generate --bigram FILE --start T [--max-new-tokens N] [--stop-tokens T1,T2]
                     [--batch B] [--backend cpu|gpu] [PARAMS]
   wgsample beam     --bigram FILE --start T --beams B [--length-penalty X]
@@ -609,7 +635,11 @@ Commands:
           A row with status invalid_logits or no_candidates prints empty lists.
   sample  Sample every row and print one JSON line with one entry per row:
             {\"rows\": [{\"tokens\": [...], \"logprobs\": [...], \"status\": \"ok\"}, ...]}
-          logprobs are log-probabilities under the raw logits.
+          logprobs are log-probabilities under the raw logits. With
+          --backend gpu --explain the line also holds the GPU plan of the
+          last step: \"plan\": {\"dispatches\": N, \"dense_passes\": D,
+          \"passes\": [{\"label\": ..., \"grid\": [x, y, z], \"dense\": ...}, ...]}
+          (dense: the dispatch reads whole rows of the logits).
   generate  Decode with a bigram model (row t of the [V, V] table holds the
           next-token logits after token t), one sequence per batch row, all
           starting from --start, and print one JSON line:

@@ -110,6 +110,30 @@ pub fn sample_line(rows: &[SampledRow]) -> String {
     out
 }
 
+/// The `"plan"` value of `sample --explain`: `{"dispatches": N,
+/// "dense_passes": D, "passes": [{"label": ..., "grid": [x, y, z],
+/// "dense": ...}, ...]}`.
+pub fn plan_value(plan: &wgsample::gpu::Plan) -> String {
+    let mut out = format!(
+        "{{\"dispatches\": {}, \"dense_passes\": {}, \"passes\": [",
+        plan.dispatches(),
+        plan.dense_passes()
+    );
+    for (i, d) in plan.passes.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str("{\"label\": ");
+        push_str(&mut out, &d.label);
+        out.push_str(&format!(
+            ", \"grid\": [{}, {}, {}], \"dense\": {}}}",
+            d.grid[0], d.grid[1], d.grid[2], d.dense
+        ));
+    }
+    out.push_str("]}");
+    out
+}
+
 /// The `generate` line: `{"sequences": [{"tokens": [...], "stop_reason":
 /// ...}, ...]}`, one entry per `(tokens, stop reason)`.
 pub fn generate_line(seqs: &[(&[u32], &str)]) -> String {

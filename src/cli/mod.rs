@@ -362,11 +362,20 @@ fn run_sample(a: &SampleArgs) -> Result<String, Failure> {
     let (params, state) = row_setup(&a.params, batch.vocab, 0)?;
     let params = vec![params; batch.batch];
     let states = vec![state; batch.batch];
-    let rows = match a.backend {
-        Backend::Cpu => sample_cpu(&batch, &params, states, a.steps)?,
+    let (rows, plan) = match a.backend {
+        Backend::Cpu => (sample_cpu(&batch, &params, states, a.steps)?, None),
         Backend::Gpu => sample_gpu(&batch, &params, states, a.steps)?,
     };
-    Ok(json::sample_line(&rows) + "\n")
+    let mut line = json::sample_line(&rows);
+    if a.explain {
+        // The plan of the last step (null when no GPU adapter was found
+        // and the CPU backend ran instead).
+        line.pop();
+        line.push_str(", \"plan\": ");
+        line.push_str(&plan.as_ref().map_or("null".into(), json::plan_value));
+        line.push('}');
+    }
+    Ok(line + "\n")
 }
 
 /// Runs `steps` decode-loop steps on the CPU backend. The same `states`
@@ -400,11 +409,11 @@ fn sample_gpu(
     params: &[SamplingParams],
     states: Vec<RowState>,
     steps: u32,
-) -> Result<Vec<SampledRow>, Failure> {
+) -> Result<(Vec<SampledRow>, Option<wgsample::gpu::Plan>), Failure> {
     use wgpu::util::DeviceExt as _;
     use wgsample::gpu::{GpuSampler, SamplerConfig};
     let Some(ctx) = gpu_or_fallback() else {
-        return sample_cpu(batch, params, states, steps);
+        return Ok((sample_cpu(batch, params, states, steps)?, None));
     };
     let b = u32::try_from(batch.batch)
         .map_err(|_| Failure::usage(format!("batch {} is too large", batch.batch)))?;
@@ -441,14 +450,16 @@ fn sample_gpu(
             usage: wgpu::BufferUsages::STORAGE,
         });
     let mut rows = fresh_rows(batch.batch);
+    let mut plan = None;
     for _ in 0..steps {
         if rows.iter().all(|r| r.status != Status::Ok) {
             break;
         }
+        plan = Some(sampler.plan(b)?);
         let outs = sampler.sample(&buffer, 0, dtype, b)?;
         fold_step(&mut rows, &outs)?;
     }
-    Ok(rows)
+    Ok((rows, plan))
 }
 
 /// One empty, still-running (`Ok`) result per row.

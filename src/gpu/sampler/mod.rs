@@ -32,6 +32,11 @@
 //! | top-p | + 4 x (hist, pick) | 6 |
 //! | top-k + top-p | + 8 x (hist, pick) | 10 |
 //!
+//! [`GpuSampler::plan`] returns these dispatches for the current parameters
+//! as data ([`Plan`]: label, grid, whether it reads whole rows), the same
+//! list `record` encodes, each dispatch inside a debug group named by its
+//! label; `wgsample sample --backend gpu --explain` prints it.
+//!
 //! Passes a batch does not need are not dispatched; rows that do not need a
 //! dispatched pass leave it at once. The threshold search is a radix select
 //! on an order-preserving u32 key of `z / T`, 8 bits per pass, counting
@@ -44,6 +49,9 @@
 //! (`workgroupUniformLoad` where a row's state decides).
 
 mod passes;
+mod plan;
+
+pub use plan::{Plan, PlannedDispatch};
 
 use super::device::{
     GpuContext, buffer_entry, check_binding_size, check_buffer_size, scoped, storage_buffer,
@@ -51,7 +59,7 @@ use super::device::{
 };
 use crate::params::allowed_mask;
 use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status};
-use passes::{ALL, Grid, idx};
+use passes::ALL;
 
 /// Element type of the logits buffer. f16 and bf16 are read as packed u32
 /// words (two values per word, the lower address in the low half), so no
@@ -169,6 +177,37 @@ const ROW_WORDS: u64 = 32;
 const PART_WORDS: u64 = 8;
 /// Bytes between the uniform slots (one per radix pass id).
 const DIMS_STRIDE: u64 = 256;
+
+/// The pass flags (`FLAG_*`) of a row with params `p` over `v` tokens.
+fn row_flags(p: &SamplingParams, v: usize) -> u32 {
+    let mut flags = 0;
+    if p.is_greedy() {
+        flags |= FLAG_GREEDY;
+    } else {
+        if p.temperature != 1.0 {
+            flags |= FLAG_SCALED;
+        }
+        if p.min_p > 0.0 {
+            flags |= FLAG_MIN_P;
+        }
+        if p.top_k_active(v) {
+            flags |= FLAG_TOP_K;
+        }
+        if p.top_p < 1.0 {
+            flags |= FLAG_TOP_P;
+        }
+    }
+    let eos_possible = !p.eos_token_ids.is_empty() && p.min_new_tokens > 0;
+    if p.allowed_tokens.is_some()
+        || !p.banned_tokens.is_empty()
+        || eos_possible
+        || !p.logit_bias.is_empty()
+        || p.penalties_active()
+    {
+        flags |= FLAG_MODIFIED;
+    }
+    flags
+}
 
 /// The GPU sampler. See the module docs.
 #[derive(Debug)]
@@ -419,33 +458,7 @@ impl GpuSampler {
         let mut lists: Vec<u32> = Vec::new();
         let mut gpu = Vec::with_capacity(self.params.len());
         for (r, p) in self.params.iter().enumerate() {
-            let greedy = p.is_greedy();
-            let mut flags = 0;
-            if greedy {
-                flags |= FLAG_GREEDY;
-            } else {
-                if p.temperature != 1.0 {
-                    flags |= FLAG_SCALED;
-                }
-                if p.min_p > 0.0 {
-                    flags |= FLAG_MIN_P;
-                }
-                if p.top_k_active(v) {
-                    flags |= FLAG_TOP_K;
-                }
-                if p.top_p < 1.0 {
-                    flags |= FLAG_TOP_P;
-                }
-            }
-            let eos_possible = !p.eos_token_ids.is_empty() && p.min_new_tokens > 0;
-            if p.allowed_tokens.is_some()
-                || !p.banned_tokens.is_empty()
-                || eos_possible
-                || !p.logit_bias.is_empty()
-                || p.penalties_active()
-            {
-                flags |= FLAG_MODIFIED;
-            }
+            let mut flags = row_flags(p, v);
             let mut g = RowParamsGpu {
                 temperature: p.temperature,
                 top_k: p.top_k,
@@ -622,9 +635,8 @@ impl GpuSampler {
         if self.dirty {
             self.upload_params()?;
         }
-        let flags = &self.flags[..rows];
-        let any = |f: u32| flags.iter().any(|&x| x & f != 0);
-        let modified = any(FLAG_MODIFIED);
+        let plan = Plan::for_rows(&self.flags[..rows], self.chunks, batch);
+        let modified = self.flags[..rows].iter().any(|&x| x & FLAG_MODIFIED != 0);
         if modified && self.z_buf.is_none() {
             let bytes = u64::from(self.cfg.max_batch) * v * 4;
             check_buffer_size(
@@ -725,44 +737,39 @@ impl GpuSampler {
                     },
                 ],
             });
-            let mut plan: Vec<(usize, u32)> = Vec::new();
-            if modified {
-                plan.push((idx::PREP, 0));
-                plan.push((idx::SPARSE, 0));
-            }
-            plan.push((idx::REDUCE, 0));
-            plan.push((idx::MERGE, 0));
-            if any(FLAG_TOP_K) {
-                for d in 0..4 {
-                    plan.push((idx::HIST, d));
-                    plan.push((idx::PICK, d));
-                }
-            }
-            if any(FLAG_TOP_P) {
-                for d in 4..8 {
-                    plan.push((idx::HIST, d));
-                    plan.push((idx::PICK, d));
-                }
-            }
-            if any(FILTERS) {
-                plan.push((idx::GUMBEL, 0));
-                plan.push((idx::FINALIZE, 0));
-            }
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("wgsample sample"),
                 timestamp_writes: None,
             });
-            for (p, pass_id) in plan {
-                pass.set_pipeline(&self.pipelines[p]);
-                pass.set_bind_group(0, &bg, &[(u64::from(pass_id) * DIMS_STRIDE) as u32]);
-                let x = match ALL[p].grid {
-                    Grid::PerChunk => self.chunks,
-                    Grid::PerRow => 1,
-                };
-                pass.dispatch_workgroups(x, batch, 1);
+            for d in &plan.passes {
+                pass.push_debug_group(&d.label);
+                pass.set_pipeline(&self.pipelines[d.pass]);
+                pass.set_bind_group(0, &bg, &[(u64::from(d.slot) * DIMS_STRIDE) as u32]);
+                pass.dispatch_workgroups(d.grid[0], d.grid[1], d.grid[2]);
+                pass.pop_debug_group();
             }
             Ok(())
         })
+    }
+
+    /// The dispatches [`GpuSampler::record`] would record now for rows
+    /// `0..batch` with their current parameters: labels, grids, and which
+    /// ones read whole rows (see [`Plan`]).
+    ///
+    /// Errors: batch 0 or above `max_batch`.
+    pub fn plan(&self, batch: u32) -> Result<Plan> {
+        if batch == 0 || batch > self.cfg.max_batch {
+            return Err(Error::Shape(format!(
+                "batch {batch} must be between 1 and the sampler's max_batch ({})",
+                self.cfg.max_batch
+            )));
+        }
+        let v = self.cfg.vocab as usize;
+        let flags: Vec<u32> = self.params[..batch as usize]
+            .iter()
+            .map(|p| row_flags(p, v))
+            .collect();
+        Ok(Plan::for_rows(&flags, self.chunks, batch))
     }
 
     /// The buffer the passes write their results to: `B` token ids (u32,
