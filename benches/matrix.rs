@@ -376,6 +376,7 @@ impl Table {
         &self,
         cells: &[(usize, usize)],
         agree: &BTreeMap<(usize, usize, String), String>,
+        plans: &BTreeMap<(usize, usize, String), (usize, usize)>,
     ) -> String {
         let mut out = String::new();
         out.push_str("== wgsample matrix: median µs per step (criterion, one run) ==\n");
@@ -383,19 +384,30 @@ impl Table {
         out.push_str(&format!("# gpu_ts: {}\n", self.stamps));
         out.push_str(&format!(
             "# cpu_all: {} threads; gpu_wall: record+submit+read back B rows; \
-             match: rows whose GPU token equals the CPU token\n",
+             match: rows whose GPU token equals the CPU token; dispatches / dense: the GPU \
+             plan of the step (dispatches recorded, of which read whole rows)\n",
             self.threads
         ));
         out.push_str(&format!(
-            "{:<6} {:<7} {:<15} {:>10} {:>10} {:>10} {:>10} {:>7}\n",
-            "batch", "vocab", "strategy", "gpu_ts", "gpu_wall", "cpu_1t", "cpu_all", "match"
+            "{:<6} {:<7} {:<15} {:>10} {:>10} {:>10} {:>10} {:>7} {:>10} {:>5}\n",
+            "batch",
+            "vocab",
+            "strategy",
+            "gpu_ts",
+            "gpu_wall",
+            "cpu_1t",
+            "cpu_all",
+            "match",
+            "dispatches",
+            "dense"
         ));
         for &(b, v) in cells {
             for strat in &self.strategies {
                 let g = format!("matrix_b{b}_v{v}");
                 let m = |p: &str| criterion_median_us(&self.dir, &g, p, strat, self.since);
+                let plan = plans.get(&(b, v, strat.clone()));
                 out.push_str(&format!(
-                    "{:<6} {:<7} {:<15} {:>10} {:>10} {:>10} {:>10} {:>7}\n",
+                    "{:<6} {:<7} {:<15} {:>10} {:>10} {:>10} {:>10} {:>7} {:>10} {:>5}\n",
                     b,
                     v,
                     strat,
@@ -406,6 +418,8 @@ impl Table {
                     agree
                         .get(&(b, v, strat.clone()))
                         .map_or("-", |s| s.as_str()),
+                    plan.map_or("-".into(), |p| p.0.to_string()),
+                    plan.map_or("-".into(), |p| p.1.to_string()),
                 ));
             }
         }
@@ -474,6 +488,7 @@ fn main() {
 
     // (batch, vocab, strategy) -> path -> agreement "n/B" of GPU vs CPU tokens.
     let mut agree: BTreeMap<(usize, usize, String), String> = BTreeMap::new();
+    let mut plans: BTreeMap<(usize, usize, String), (usize, usize)> = BTreeMap::new();
     let table = Table {
         adapter: adapter.clone(),
         stamps: stamps.describe(),
@@ -526,6 +541,9 @@ fn main() {
                         }
                     };
                     reset(s);
+                    if let Ok(p) = s.plan(b as u32) {
+                        plans.insert((b, v, strat.clone()), (p.dispatches(), p.dense_passes()));
+                    }
                     let got = s.sample(buf, 0, DType::F32, b as u32);
                     let want = cpu1.sample(Logits::F32(&x), v, &ps, &mut states).unwrap();
                     states.clone_from(&fresh);
@@ -616,7 +634,7 @@ fn main() {
             group.finish();
             // The rows so far, so a run cut short still leaves its table.
             done.push((b, v));
-            let partial = table.render(&done, &agree);
+            let partial = table.render(&done, &agree, &plans);
             table.save(&partial);
             for line in partial
                 .lines()
@@ -631,7 +649,7 @@ fn main() {
         .iter()
         .flat_map(|&b| vocabs.iter().map(move |&v| (b, v)))
         .collect();
-    let out = table.render(&all, &agree);
+    let out = table.render(&all, &agree, &plans);
     print!("{out}");
     table.save(&out);
 }
