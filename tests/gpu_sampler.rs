@@ -904,3 +904,61 @@ fn low_temperature_chi_square_on_both_backends() {
         }
     }
 }
+
+#[test]
+fn two_records_before_one_submit_each_use_their_own_params_and_state() {
+    // Params and state set between two record calls in one encoder apply
+    // to the second only (they are copied in the encoder, in order); before,
+    // queue writes made the second call's values win for both.
+    use wgpu::util::DeviceExt as _;
+    let ctx = ctx();
+    let v = 16u32;
+    let row: Vec<f32> = (0..v).map(|i| i as f32 * 0.1).collect();
+    let logits = ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&row),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+    let copy = |label| {
+        ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: 12,
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        })
+    };
+    let (first, second) = (copy("first"), copy("second"));
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(1, v)).unwrap();
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    // 1: greedy: the argmax, token 15.
+    s.set_params(0, &SamplingParams::greedy()).unwrap();
+    s.record(&mut enc, &logits, 0, DType::F32, 1).unwrap();
+    enc.copy_buffer_to_buffer(s.output_buffer(), 0, &first, 0, 12);
+    // 2: greedy with tokens 8..16 banned and the step counter reset: 7.
+    let p2 = SamplingParams {
+        banned_tokens: (8..16).collect(),
+        ..SamplingParams::greedy()
+    };
+    s.set_params(0, &p2).unwrap();
+    let mut st = RowState::default();
+    st.step = 41;
+    s.set_state(0, &st).unwrap();
+    s.record(&mut enc, &logits, 0, DType::F32, 1).unwrap();
+    enc.copy_buffer_to_buffer(s.output_buffer(), 0, &second, 0, 12);
+    ctx.queue.submit([enc.finish()]);
+    let read = |b: &wgpu::Buffer| {
+        b.slice(..).map_async(wgpu::MapMode::Read, |r| r.unwrap());
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .unwrap();
+        let view = b.slice(..).get_mapped_range().unwrap();
+        let w: Vec<u32> = bytemuck::cast_slice(&view).to_vec();
+        w
+    };
+    assert_eq!(read(&first)[0], 15, "the first record's params");
+    assert_eq!(read(&second)[0], 7, "the second record's params");
+    // The state set before the second record, advanced once by it.
+    assert_eq!(s.read_state(0).unwrap().step, 42);
+}

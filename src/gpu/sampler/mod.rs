@@ -234,6 +234,18 @@ pub struct GpuSampler {
     dirty: bool,
     last_batch: u32,
     last_dims: Option<Dims>,
+    /// Writes waiting for the next [`GpuSampler::record`], which records
+    /// them into the caller's encoder ahead of its passes.
+    pending: Vec<(Dst, u64, Vec<u8>)>,
+}
+
+/// The sampler buffers the host writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dst {
+    State,
+    Params,
+    Lists,
+    Dims,
 }
 
 impl GpuSampler {
@@ -358,6 +370,7 @@ impl GpuSampler {
                 dirty: true,
                 last_batch: 0,
                 last_dims: None,
+                pending: Vec::new(),
             };
             Ok(sampler)
         })
@@ -410,18 +423,17 @@ impl GpuSampler {
             (state.step >> 32) as u32,
             seen.len() as u32,
         ];
-        let q = &self.ctx.queue;
-        q.write_buffer(&self.state_buf, r * 16, bytemuck::cast_slice(&header));
+        self.stage(Dst::State, r * 16, bytemuck::cast_slice(&header));
         if !seen.is_empty() {
             let toks: Vec<u32> = seen.iter().map(|s| s.0).collect();
             let cnts: Vec<u32> = seen.iter().map(|s| s.1).collect();
-            q.write_buffer(
-                &self.state_buf,
+            self.stage(
+                Dst::State,
                 (b * 4 + r * capw) * 4,
                 bytemuck::cast_slice(&toks),
             );
-            q.write_buffer(
-                &self.state_buf,
+            self.stage(
+                Dst::State,
                 (b * 4 + b * capw + r * capw) * 4,
                 bytemuck::cast_slice(&cnts),
             );
@@ -430,6 +442,51 @@ impl GpuSampler {
         self.steps_bound[row] = seen.len() as u64;
         self.dirty = true;
         Ok(())
+    }
+
+    /// Queues a write of `bytes` at byte `offset` of `dst` for the next
+    /// [`GpuSampler::record`].
+    fn stage(&mut self, dst: Dst, offset: u64, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.pending.push((dst, offset, bytes.to_vec()));
+        }
+    }
+
+    /// Records the queued writes into `encoder`, in order, as copies from
+    /// one staging buffer: they then take effect exactly where they sit
+    /// among the recorded passes, so two `record` calls before one submit
+    /// each run with the parameters and state they were recorded with.
+    fn encode_pending(&self, encoder: &mut wgpu::CommandEncoder) {
+        if self.pending.is_empty() {
+            return;
+        }
+        // Every write is a whole number of u32 words at a word offset.
+        let all: Vec<u8> = self
+            .pending
+            .iter()
+            .flat_map(|p| p.2.iter().copied())
+            .collect();
+        use wgpu::util::DeviceExt as _;
+        let staging = self
+            .ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("wgsample staged writes"),
+                contents: &all,
+                usage: wgpu::BufferUsages::COPY_SRC,
+            });
+        let mut at = 0u64;
+        for (dst, offset, bytes) in &self.pending {
+            let buf = match dst {
+                Dst::State => &self.state_buf,
+                Dst::Params => &self.params_buf,
+                Dst::Lists => &self.lists_buf,
+                Dst::Dims => &self.dims_buf,
+            };
+            let n = bytes.len() as u64;
+            encoder.copy_buffer_to_buffer(&staging, at, buf, *offset, n);
+            at += n;
+        }
     }
 
     fn check_row(&self, row: usize) -> Result<()> {
@@ -523,11 +580,8 @@ impl GpuSampler {
                 wgpu::BufferUsages::empty(),
             );
         }
-        let q = &self.ctx.queue;
-        q.write_buffer(&self.params_buf, 0, bytemuck::cast_slice(&gpu));
-        if !lists.is_empty() {
-            q.write_buffer(&self.lists_buf, 0, bytemuck::cast_slice(&lists));
-        }
+        self.stage(Dst::Params, 0, bytemuck::cast_slice(&gpu));
+        self.stage(Dst::Lists, 0, bytemuck::cast_slice(&lists));
         self.dirty = false;
         Ok(())
     }
@@ -537,9 +591,11 @@ impl GpuSampler {
     /// submits the encoder, [`GpuSampler::output_buffer`] receives the
     /// tokens and the state on the device advances (SPEC step 12).
     ///
-    /// Parameter and state changes made since the last call are uploaded
-    /// through the queue (they land before the next submission), so
-    /// record and submit one step at a time when they change.
+    /// Parameter and state changes made since the last call are recorded
+    /// into `encoder` first (copies from a staging buffer created only
+    /// when something changed), so several `record` calls before one
+    /// submission each sample with the parameters and state set before
+    /// them; the output buffer is shared, so copy it out between them.
     ///
     /// Errors (nothing is recorded): batch 0 or above `max_batch`, one of
     /// the sampler's own buffers as `logits`, an offset not a multiple of
@@ -678,13 +734,15 @@ impl GpuSampler {
                 let at = (u64::from(pass_id) * DIMS_STRIDE) as usize;
                 dims[at..at + 32].copy_from_slice(bytemuck::bytes_of(&d));
             }
-            self.ctx.queue.write_buffer(&self.dims_buf, 0, &dims);
+            self.stage(Dst::Dims, 0, &dims);
             self.last_dims = Some(dims0);
         }
         for s in &mut self.steps_bound[..rows] {
             *s += 1;
         }
         self.last_batch = batch;
+        self.encode_pending(encoder);
+        self.pending.clear();
         let z = self.z_buf.as_ref().unwrap_or(&self.dummy_z);
         scoped(&device, "recording the sampling passes", || {
             let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -889,8 +947,11 @@ impl GpuSampler {
         let device = &self.ctx.device;
         let size = self.state_buf.size();
         let bytes = scoped(device, "reading the row state", || {
-            let enc =
+            let mut enc =
                 device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            // State set since the last record is still queued: apply it
+            // first (the next record applies the same bytes again).
+            self.encode_pending(&mut enc);
             submit_and_read(&self.ctx, enc, &self.state_buf, size)
         })?;
         let w: &[u32] = bytemuck::cast_slice(&bytes);
