@@ -75,6 +75,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let hi = u32(tf / 4294967296.0);
             let lo = u32(max(tf - f32(hi) * 4294967296.0, 0.0));
             target_m = vec2<u32>(lo, hi);
+            // A top_p so small that top_p * total rounds below one unit of
+            // the fixed-point mass (top_p < ~2^-31) still cuts at the first
+            // token, as on the CPU; a zero target would never be crossed
+            // and keep every token.
+            if (hi == 0u && lo == 0u) {
+                target_m = vec2<u32>(1u, 0u);
+            }
         } else {
             above_m = vec2<u32>(scratch[rs(r, RS_P_ABOVE_LO)], scratch[rs(r, RS_P_ABOVE_HI)]);
             target_m = vec2<u32>(scratch[rs(r, RS_P_TARGET_LO)], scratch[rs(r, RS_P_TARGET_HI)]);
