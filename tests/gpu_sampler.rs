@@ -127,6 +127,36 @@ fn agree(
     ))
 }
 
+/// Samples `x` (`[B, v]`) with `params` from `states` on the GPU sampler
+/// and on the CPU, and checks every row with [`agree`] (panicking with
+/// `what` and the row on a real mismatch). Returns the rows at knife edges.
+fn sample_and_agree(
+    s: &mut GpuSampler,
+    cpu: &mut CpuSampler,
+    v: usize,
+    x: &[f32],
+    params: &[SamplingParams],
+    mut states: Vec<RowState>,
+    what: &str,
+) -> usize {
+    let b = params.len();
+    for r in 0..b {
+        s.set_params(r, &params[r]).unwrap();
+        s.set_state(r, &states[r]).unwrap();
+    }
+    let before = states.clone();
+    let g = s.sample_host(Logits::F32(x), b as u32).unwrap();
+    let c = cpu.sample(Logits::F32(x), v, params, &mut states).unwrap();
+    let mut knives = 0;
+    for r in 0..b {
+        match agree(&g[r], &c[r], &x[r * v..(r + 1) * v], &params[r], &before[r]) {
+            Ok(k) => knives += k as usize,
+            Err(e) => panic!("{what} row {r}: {e}"),
+        }
+    }
+    knives
+}
+
 #[test]
 fn agreement_200_random_configurations() {
     let ctx = ctx();
@@ -148,23 +178,10 @@ fn agreement_200_random_configurations() {
         let holes = rng.random_bool(0.3);
         let x = logits(&mut rng, b * v, scale, holes);
         let params: Vec<SamplingParams> = (0..b).map(|_| random_params(&mut rng, v)).collect();
-        let mut states: Vec<RowState> = (0..b).map(|_| random_state(&mut rng, v)).collect();
-        for r in 0..b {
-            s.set_params(r, &params[r]).unwrap();
-            s.set_state(r, &states[r]).unwrap();
-        }
-        let before = states.clone();
-        let g = s.sample_host(Logits::F32(&x), b as u32).unwrap();
-        let c = cpu
-            .sample(Logits::F32(&x), v, &params, &mut states)
-            .unwrap();
-        for r in 0..b {
-            rows += 1;
-            match agree(&g[r], &c[r], &x[r * v..(r + 1) * v], &params[r], &before[r]) {
-                Ok(k) => knives += k as usize,
-                Err(e) => panic!("config {config} (B {b}, V {v}) row {r}: {e}"),
-            }
-        }
+        let states: Vec<RowState> = (0..b).map(|_| random_state(&mut rng, v)).collect();
+        let what = format!("config {config} (B {b}, V {v})");
+        knives += sample_and_agree(s, &mut cpu, v, &x, &params, states, &what);
+        rows += b;
     }
     eprintln!("{rows} rows agreed, {knives} at SPEC knife edges");
     assert!(
@@ -746,23 +763,10 @@ fn extremes_agree_with_the_cpu() {
                 p
             })
             .collect();
-        let mut states: Vec<RowState> = (0..b).map(|_| random_state(&mut rng, v)).collect();
-        for r in 0..b {
-            s.set_params(r, &params[r]).unwrap();
-            s.set_state(r, &states[r]).unwrap();
-        }
-        let before = states.clone();
-        let g = s.sample_host(Logits::F32(&x), b as u32).unwrap();
-        let c = cpu
-            .sample(Logits::F32(&x), v, &params, &mut states)
-            .unwrap();
-        for r in 0..b {
-            rows += 1;
-            match agree(&g[r], &c[r], &x[r * v..(r + 1) * v], &params[r], &before[r]) {
-                Ok(k) => knives += k as usize,
-                Err(e) => panic!("config {config} (B {b}, V {v}) row {r}: {e}"),
-            }
-        }
+        let states: Vec<RowState> = (0..b).map(|_| random_state(&mut rng, v)).collect();
+        let what = format!("config {config} (B {b}, V {v})");
+        knives += sample_and_agree(s, &mut cpu, v, &x, &params, states, &what);
+        rows += b;
     }
     eprintln!("extremes: {rows} rows agreed, {knives} at SPEC knife edges");
     assert!(
