@@ -261,13 +261,13 @@ fn run(o: &Options) -> Result<(), String> {
         .collect();
     let mut cpu_states: Vec<RowState> = prev.iter().map(|&t| RowState::new(&[t])).collect();
     let mut checkers: Vec<StopChecker<'_>> = Vec::with_capacity(b);
+    // Puts row r's state and params on the device (start and restarts).
+    let load = |sampler: &mut GpuSampler, r: usize, st: &RowState, p: &SamplingParams| {
+        sampler.set_state(r, st).map_err(|e| e.to_string())?;
+        sampler.set_params(r, p).map_err(|e| e.to_string())
+    };
     for r in 0..b {
-        sampler
-            .set_state(r, &cpu_states[r])
-            .map_err(|e| e.to_string())?;
-        sampler
-            .set_params(r, &params[r])
-            .map_err(|e| e.to_string())?;
+        load(&mut sampler, r, &cpu_states[r], &params[r])?;
         checkers.push(StopChecker::new(&criteria, Some(detok)).map_err(|e| e.to_string())?);
     }
 
@@ -371,12 +371,7 @@ fn run(o: &Options) -> Result<(), String> {
                 &[]
             };
             cpu_states[r] = RowState::new(prompt);
-            sampler
-                .set_state(r, &cpu_states[r])
-                .map_err(|e| e.to_string())?;
-            sampler
-                .set_params(r, &params[r])
-                .map_err(|e| e.to_string())?;
+            load(&mut sampler, r, &cpu_states[r], &params[r])?;
             checkers[r] = StopChecker::new(&criteria, Some(detok)).map_err(|e| e.to_string())?;
         }
 

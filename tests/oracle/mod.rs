@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use wgsample::rng::gumbel;
 use wgsample::{Distribution, NO_TOKEN, RowOutput, RowState, SamplingParams, Status};
 
-/// Relative distance (floor 1) under which a top-p running mass, a min-p
-/// threshold or two Gumbel keys count as a knife edge.
+/// Distance (relative, floor 1) under which a top-p running mass counts as
+/// a knife edge.
 pub const KNIFE: f64 = 1e-5;
 /// Relative distance (floor 1) under which two distinct processed logits
 /// count as a near tie (greedy argmax, top-k / top-p boundary, order).
@@ -131,6 +131,21 @@ pub struct OracleOut {
 impl OracleOut {
     pub fn knife(&self) -> bool {
         self.filter_knife.is_some() || self.sample_knife.is_some()
+    }
+
+    /// A row whose filtered distribution is the single token `tok` (with
+    /// processed logit `z`): greedy, and SPEC step 6's overflow limit.
+    fn one_hot(row: &[f32], tok: usize, z: f32) -> OracleOut {
+        OracleOut {
+            status: Status::Ok,
+            token: tok as u32,
+            logprob: raw_logprob(row, tok),
+            dist_tokens: vec![tok as u32],
+            dist_probs: vec![1.0],
+            dist_z: vec![z],
+            filter_knife: None,
+            sample_knife: None,
+        }
     }
 
     fn no_token(status: Status) -> Self {
@@ -257,14 +272,8 @@ pub fn oracle_row(row: &[f32], p: &SamplingParams, st: &OracleState) -> OracleOu
             sample_knife = Some(format!("greedy near tie: z[{tok}]={best} z[{j}]={second}"));
         }
         return OracleOut {
-            status: Status::Ok,
-            token: tok as u32,
-            logprob: raw_logprob(row, tok),
-            dist_tokens: vec![tok as u32],
-            dist_probs: vec![1.0],
-            dist_z: vec![best],
-            filter_knife: None,
             sample_knife,
+            ..OracleOut::one_hot(row, tok, best)
         };
     }
 
@@ -291,16 +300,7 @@ pub fn oracle_row(row: &[f32], p: &SamplingParams, st: &OracleState) -> OracleOu
     // Tokens that overflow to -inf are masked (SPEC step 6).
     survivors.retain(|&i| z[i] != f32::NEG_INFINITY);
     if let Some(tok) = overflow {
-        return OracleOut {
-            status: Status::Ok,
-            token: tok as u32,
-            logprob: raw_logprob(row, tok),
-            dist_tokens: vec![tok as u32],
-            dist_probs: vec![1.0],
-            dist_z: vec![z[tok]],
-            filter_knife: None,
-            sample_knife: None,
-        };
+        return OracleOut::one_hot(row, tok, z[tok]);
     }
 
     // 7. min-p: keep z >= max + ln(min_p), in f32.
