@@ -2245,7 +2245,7 @@ fn gpu_runs_print_no_xdg_runtime_dir_line_when_it_is_unset() {
 #[test]
 fn sample_explain_adds_the_gpu_plan_of_the_last_step() {
     let d = Scratch::new("explain");
-    // V = 9000: three chunks of 4096 logits per row, two rows.
+    // V = 9000: nine chunks of 1024 logits per row, two rows.
     let rows: Vec<Vec<f32>> = (0..2)
         .map(|r| {
             (0..9000)
@@ -2274,7 +2274,7 @@ fn sample_explain_adds_the_gpu_plan_of_the_last_step() {
         for x in &passes {
             let grid = x.get("grid").u32s();
             let want_x = if *x.get("dense") == Json::Bool(true) {
-                3
+                9
             } else {
                 1
             };
@@ -2288,12 +2288,13 @@ fn sample_explain_adds_the_gpu_plan_of_the_last_step() {
     };
     let (n, dense, labels) = plan_of(&["--temperature", "0"]);
     assert_eq!((n, dense), (2, 1));
-    assert_eq!(labels, ["reduce", "merge"]);
-    assert_eq!(plan_of(&["--min-p", "0.1"]).0, 4);
+    assert_eq!(labels, ["scan", "finish"]);
+    assert_eq!(plan_of(&["--min-p", "0.1"]).0, 2);
     let (n, dense, labels) = plan_of(&["--top-k", "50", "--top-p", "0.9", "--ban", "3"]);
-    assert_eq!((n, dense), (22, 11));
-    assert_eq!(labels[0], "prep");
-    assert!(labels.contains(&"hist top-k digit 3".to_string()));
+    assert_eq!((n, dense), (3, 1));
+    assert_eq!(labels, ["overlay", "scan", "finish"]);
+    // The allowed-token bitmask is read by the dense pass itself.
+    assert_eq!(plan_of(&["--top-p", "0.9", "--allow", "1,2,3"]).0, 2);
     // Errors: not on the CPU backend, no value, not twice, not elsewhere.
     bad(&["sample", "--logits", &f, "--explain"], "--backend gpu");
     bad(

@@ -1,25 +1,26 @@
-// bindings.wgsl: the binding layout and row-access helpers shared by every
-// pass of the sampling pipeline (src/gpu/sampler/). Prepended after
-// common.wgsl; holds declarations and accessors only, no entry points.
+// bindings.wgsl: the binding layout and row-access helpers shared by the
+// three passes of the sampling pipeline (src/gpu/sampler/): overlay.wgsl,
+// scan.wgsl, finish.wgsl. Prepended after common.wgsl; holds declarations
+// and accessors only, no entry points.
 //
-// Eight storage buffers (WebGPU's default per-stage limit) and one uniform
-// with a dynamic offset that carries the pass index:
+// Eight storage buffers (WebGPU's default per-stage limit) and a uniform:
 //   logits  the caller's [B, V] logits, read as packed u32 (f32, f16, bf16)
-//   zbuf    processed logits (f32 bits; -inf = masked) for rows that have
-//           masks, bias or penalties; untouched rows are read from logits
+//   ovtab   per-row hash tables of the tokens that masks, bias and
+//           penalties touch (SPEC steps 2-4), with their processed value:
+//           the sparse overlay the dense pass looks tokens up in
 //   params  one RowParams per row (uploaded when params change)
 //   lists   the rows' sparse lists and bitmasks (bias, banned, EOS, prompt)
 //   state   per-row decode state: n, step, and the seen-token list + counts
-//   scratch per-row search state, then per-(row, chunk) partial reductions
-//   hist    per-row radix histograms (count, mass lo, mass hi), atomics
+//   scratch per-row words, then per-(row, chunk) partial reductions
+//   cands   per-(row, chunk) candidates: the chunk's CAND largest keys
 //   outbuf  tokens [B], then logprob bits [B], then statuses [B]
 
 struct Dims {
     batch: u32,
     vocab: u32,
-    chunks: u32,      // workgroups per row for the dense passes
+    chunks: u32,      // workgroups per row of the dense pass
     dtype: u32,       // 0 f32, 1 f16, 2 bf16
-    pass_id: u32,     // radix pass: 0-3 top-k digits, 4-7 top-p digits
+    reserved: u32,
     cap: u32,         // seen-list capacity per row
     logits_off: u32,  // element offset of row 0 inside the logits binding
     max_batch: u32,
@@ -47,9 +48,9 @@ struct RowParams {
     prompt_len: u32,
     prompt_mask_off: u32,
     allowed_off: u32,
+    ov_off: u32,   // word offset of the row's overlay table in ovtab
+    ov_cap: u32,   // slots of the table (a power of two), 0 = no table
     pad0: u32,
-    pad1: u32,
-    pad2: u32,
 }
 
 const FLAG_GREEDY: u32 = 1u;
@@ -60,50 +61,56 @@ const FLAG_TOP_P: u32 = 16u;
 const FLAG_ALLOWED: u32 = 32u;
 const FLAG_PROMPT_MASK: u32 = 64u;
 const FLAG_SCALED: u32 = 128u;
+const FLAG_OVERLAY: u32 = 256u;
 const FILTERS: u32 = 28u; // min-p | top-k | top-p
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> logits: array<u32>;
-@group(0) @binding(2) var<storage, read_write> zbuf: array<u32>;
+@group(0) @binding(2) var<storage, read_write> ovtab: array<atomic<u32>>;
 @group(0) @binding(3) var<storage, read> params: array<RowParams>;
 @group(0) @binding(4) var<storage, read> lists: array<u32>;
 @group(0) @binding(5) var<storage, read_write> state: array<u32>;
 @group(0) @binding(6) var<storage, read_write> scratch: array<u32>;
-@group(0) @binding(7) var<storage, read_write> hist: array<atomic<u32>>;
+@group(0) @binding(7) var<storage, read_write> cands: array<u32>;
 @group(0) @binding(8) var<storage, read_write> outbuf: array<u32>;
 
 const WG: u32 = 256u;
-const ITEMS: u32 = 16u;
-const CHUNK: u32 = 4096u; // WG * ITEMS elements per workgroup per row
+const ITEMS: u32 = 4u;
+const CHUNK: u32 = 1024u; // WG * ITEMS logits per workgroup of the dense pass
+const CAND: u32 = 64u;    // candidates kept per chunk (its largest keys)
+const NONE: u32 = 0xFFFFFFFFu;
 
 // Smallest finite f32: the floor of every threshold (-inf never survives).
 const FLOOR_BITS: u32 = 0xFF7FFFFFu;
 
-// ---- per-row search state in `scratch` (ROW_WORDS words per row)
-const ROW_WORDS: u32 = 32u;
-const RS_DONE: u32 = 0u;       // 1 once the row's output is written
-const RS_RMAX: u32 = 1u;       // raw max (f32 bits)
-const RS_RSUM: u32 = 2u;       // raw sum of exp(x - rmax) (f32 bits)
-const RS_ZMAX: u32 = 3u;       // max of z / T (f32 bits)
-const RS_THETA: u32 = 4u;      // survivors: z / T >= theta (f32 bits)
-const RS_K_ACTIVE: u32 = 5u;
-const RS_K_ABOVE: u32 = 6u;    // tokens strictly above the current prefix
-const RS_K_PREFIX: u32 = 7u;
-const RS_P_ACTIVE: u32 = 8u;
-const RS_P_ABOVE_LO: u32 = 9u;
-const RS_P_ABOVE_HI: u32 = 10u;
-const RS_P_PREFIX: u32 = 11u;
-const RS_P_TARGET_LO: u32 = 12u;
-const RS_P_TARGET_HI: u32 = 13u;
+// ---- per-row words in `scratch`
+const ROW_WORDS: u32 = 4u;
+const RS_PATH: u32 = 0u; // 0 no selection, 1 candidates, 2 full row
 
 fn rs(r: u32, field: u32) -> u32 {
     return r * ROW_WORDS + field;
 }
 
-// ---- per-(row, chunk) partials, PART_WORDS words each, after the rows
-const PART_WORDS: u32 = 8u;
+// ---- per-(row, chunk) partials of scan.wgsl, PART_WORDS words each
+const PART_WORDS: u32 = 12u;
+const P_FLAGS: u32 = 0u;  // 1 invalid input, 2 some z / T is +inf
+const P_RMAX: u32 = 1u;   // raw max (f32 bits, -inf = none)
+const P_RSUM: u32 = 2u;   // raw sum of exp(x - rmax)
+const P_ZKEY: u32 = 3u;   // key of max z (unscaled), 0 = none
+const P_ZARG: u32 = 4u;
+const P_GKEY: u32 = 5u;   // Gumbel-max key of plain rows, 0 = none
+const P_GARG: u32 = 6u;
+const P_TMAX: u32 = 7u;   // max of finite z / T (f32 bits, -inf = none)
+const P_TSUM: u32 = 8u;   // sum of exp(z / T - tmax)
+const P_EXCL: u32 = 9u;   // largest key of z / T not kept as a candidate, 0 = none
+
 fn part(r: u32, c: u32, field: u32) -> u32 {
     return dims.max_batch * ROW_WORDS + (r * dims.chunks + c) * PART_WORDS + field;
+}
+
+// Word index of candidate j (0 .. chunks * CAND) of row r: (key, index).
+fn cand_at(r: u32, j: u32) -> u32 {
+    return (r * dims.chunks * CAND + j) * 2u;
 }
 
 // ---- per-row decode state
@@ -151,16 +158,75 @@ fn raw_bits(r: u32, i: u32) -> u32 {
     return h << 16u;
 }
 
-// Bits of the processed logit z (steps 2-4) of row r, token i.
-fn z_bits(r: u32, i: u32, modified: bool) -> u32 {
-    if (modified) {
-        return zbuf[r * dims.vocab + i];
+// ---- the overlay: a hash table per row with OV_FIELDS arrays of ov_cap
+// words: keys (token + 1, 0 = empty), processed values (f32 bits), list
+// membership bits, bias (f32 bits), output count. Built by overlay.wgsl.
+const OV_FIELDS: u32 = 5u;
+const OV_KEY: u32 = 0u;
+const OV_VAL: u32 = 1u;
+const OV_META: u32 = 2u;
+const OV_BIAS: u32 = 3u;
+const OV_COUNT: u32 = 4u;
+
+fn ov_word(p: RowParams, field: u32, slot: u32) -> u32 {
+    return p.ov_off + field * p.ov_cap + slot;
+}
+
+// lowbias32 (a well-mixed 32-bit hash), reduced to a slot.
+fn ov_hash(t: u32, cap: u32) -> u32 {
+    var x = t;
+    x ^= x >> 16u;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15u;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16u;
+    return x & (cap - 1u);
+}
+
+// The slot of token t in the row's table, or NONE. The table is at most
+// half full, so a probe sequence ends at an empty slot.
+fn ov_find(p: RowParams, t: u32) -> u32 {
+    var s = ov_hash(t, p.ov_cap);
+    for (var n = 0u; n < p.ov_cap; n++) {
+        let k = atomicLoad(&ovtab[ov_word(p, OV_KEY, s)]);
+        if (k == t + 1u) {
+            return s;
+        }
+        if (k == 0u) {
+            return NONE;
+        }
+        s = (s + 1u) & (p.ov_cap - 1u);
     }
-    return raw_bits(r, i);
+    return NONE;
+}
+
+// Raw bits with the allowed-token bitmask applied (SPEC step 2).
+fn masked_bits(r: u32, i: u32, p: RowParams) -> u32 {
+    let b = raw_bits(r, i);
+    if ((p.flags & FLAG_ALLOWED) != 0u) {
+        let word = lists[p.allowed_off + (i >> 5u)];
+        if (((word >> (i & 31u)) & 1u) == 0u) {
+            return F32_NEG_INF_BITS;
+        }
+    }
+    return b;
+}
+
+// Bits of the processed logit z (SPEC steps 2-4) of row r, token i: the
+// masked raw value, or the overlay's value for the tokens it holds.
+fn z_bits(r: u32, i: u32, p: RowParams) -> u32 {
+    if ((p.flags & FLAG_OVERLAY) != 0u) {
+        let s = ov_find(p, i);
+        if (s != NONE) {
+            return atomicLoad(&ovtab[ov_word(p, OV_VAL, s)]);
+        }
+    }
+    return masked_bits(r, i, p);
 }
 
 // The order-preserving key of a logit with -0 mapped to +0: equal logits
 // get equal keys, so ties (and the lowest-index rule) treat -0 == +0.
+// Every key of a non-NaN value is nonzero, so 0 means "none".
 fn okey(x: f32) -> u32 {
     if (bitcast<u32>(x) == 0x80000000u) {
         return 0x80000000u;
@@ -179,13 +245,6 @@ fn ge64(a: vec2<u32>, b: vec2<u32>) -> bool {
     return a.y > b.y || (a.y == b.y && a.x >= b.x);
 }
 
-// The Gumbel-max key of a survivor with scaled logit zt as an ordered u32
-// (float compare free): the sortable key of zt + g.
-fn gumbel_key(zt: f32, r: u32, i: u32, p: RowParams) -> u32 {
-    let w = philox_word(philox_key(p.seed_lo, p.seed_hi), i, state[st_step_lo(r)], state[st_step_hi(r)]);
-    return okey(zt + gumbel_from_uniform(uniform_from_word(w)));
-}
-
 // z / T for a sampled row (T = 1 rows skip the division, like the CPU).
 fn scale(z: f32, p: RowParams) -> f32 {
     if ((p.flags & FLAG_SCALED) != 0u) {
@@ -194,126 +253,59 @@ fn scale(z: f32, p: RowParams) -> f32 {
     return z;
 }
 
-// ---- finishing a row: output and state update (SPEC steps 11-12), shared
-// by merge.wgsl and finalize.wgsl. Called by every invocation of a
-// one-workgroup-per-row pass, in uniform control flow: `tok` and `status`
-// must be workgroup-uniform (taken from workgroupUniformLoad).
-var<workgroup> wg_found: atomic<u32>;
+// Bounds of g = -ln(-ln u) for the uniforms SPEC.md allows, u in
+// [2^-24, 1 - 2^-24]: g in [-2.812, 16.636]. Widened: a token whose
+// z / T lies more than GUMBEL_SPAN (+ a relative margin for rounding)
+// below another survivor's can never beat that survivor's key, so its
+// random word and logarithms are skipped; the token does not change.
+const GUMBEL_SPAN: f32 = 20.0;
 
-fn finish_row(r: u32, lid: u32, tok: u32, status: u32) {
-    if (lid == 0u) {
-        atomicStore(&wg_found, 0xFFFFFFFFu);
-    }
-    workgroupBarrier();
-    if (status == 0u) {
-        let len = state[st_seen_len(r)];
-        for (var k = lid; k < len; k += WG) {
-            if (state[st_seen_tok(r, k)] == tok) {
-                atomicMin(&wg_found, k);
-            }
-        }
-    }
-    workgroupBarrier();
-    if (lid == 0u) {
-        let b = dims.batch;
-        scratch[rs(r, RS_DONE)] = 1u;
-        outbuf[b * 2u + r] = status;
-        if (status != 0u) {
-            outbuf[r] = 0xFFFFFFFFu;
-            outbuf[b + r] = 0x7FC00000u;
-        } else {
-            outbuf[r] = tok;
-            let rmax = bitcast<f32>(scratch[rs(r, RS_RMAX)]);
-            let rsum = bitcast<f32>(scratch[rs(r, RS_RSUM)]);
-            let x = bitcast<f32>(raw_bits(r, tok));
-            outbuf[b + r] = bitcast<u32>((x - rmax) - ln_f32(rsum));
-            // State update: c_tok += 1, n += 1, s += 1.
-            state[st_n(r)] += 1u;
-            let lo = state[st_step_lo(r)] + 1u;
-            state[st_step_lo(r)] = lo;
-            if (lo == 0u) {
-                state[st_step_hi(r)] += 1u;
-            }
-            let f = atomicLoad(&wg_found);
-            if (f != 0xFFFFFFFFu) {
-                state[st_seen_cnt(r, f)] += 1u;
-            } else {
-                let len = state[st_seen_len(r)];
-                if (len < dims.cap) {
-                    state[st_seen_tok(r, len)] = tok;
-                    state[st_seen_cnt(r, len)] = 1u;
-                    state[st_seen_len(r)] = len + 1u;
-                }
-            }
-        }
-    }
+fn hopeless(zt: f32, best_zt: f32) -> bool {
+    return zt < best_zt - (GUMBEL_SPAN + 1e-3 * abs(best_zt));
 }
 
-// Survivor test on ordered keys (no float compare on possibly infinite
-// values): z / T >= theta.
-fn survives(zt: f32, theta_key: u32) -> bool {
-    return okey(zt) >= theta_key;
+// The Gumbel-max key of token i with scaled logit zt as an ordered u32:
+// the sortable key of zt + g.
+fn gumbel_key_word(zt: f32, w: u32) -> u32 {
+    return okey(zt + gumbel_from_uniform(uniform_from_word(w)));
 }
 
-// ---- partial reductions of reduce.wgsl, merged again in merge.wgsl
-struct Acc {
-    bad: u32,
-    rhas: u32,
-    rmax: f32,
-    rsum: f32,
-    zkey: u32, // sortable key of max z, 0 = none
-    zarg: u32,
-    gkey: u32, // Gumbel key, 0 = none
-    garg: u32,
+fn gumbel_key(zt: f32, r: u32, i: u32, p: RowParams) -> u32 {
+    let w = philox_word(philox_key(p.seed_lo, p.seed_hi), i, state[st_step_lo(r)], state[st_step_hi(r)]);
+    return gumbel_key_word(zt, w);
 }
 
-fn merge_acc(a: Acc, b: Acc) -> Acc {
-    var o = a;
-    o.bad = a.bad | b.bad;
-    if (b.rhas != 0u) {
-        if (a.rhas == 0u) {
-            o.rmax = b.rmax;
-            o.rsum = b.rsum;
-        } else if (b.rmax > a.rmax) {
-            o.rmax = b.rmax;
-            o.rsum = a.rsum * exp(a.rmax - b.rmax) + b.rsum;
-        } else {
-            o.rsum = a.rsum + b.rsum * exp(b.rmax - a.rmax);
-        }
-        o.rhas = 1u;
+// (key, arg) "a before b": larger key first, lower index on ties, NONE last.
+fn ka_before(ka: u32, ia: u32, kb: u32, ib: u32) -> bool {
+    if (ib == NONE) {
+        return ia != NONE;
     }
-    if (b.zkey > a.zkey || (b.zkey == a.zkey && b.zarg < a.zarg)) {
-        o.zkey = b.zkey;
-        o.zarg = b.zarg;
+    if (ia == NONE) {
+        return false;
     }
-    if (b.gkey > a.gkey || (b.gkey == a.gkey && b.garg < a.garg)) {
-        o.gkey = b.gkey;
-        o.garg = b.garg;
-    }
-    return o;
+    return ka > kb || (ka == kb && ia < ib);
 }
 
-
-// ---- (key, index) argmax across a workgroup, shared by gumbel.wgsl and
-// finalize.wgsl: the largest key, the lowest index on ties; index
-// 0xFFFFFFFF means "none". Every invocation calls it in uniform control
-// flow; afterwards red_key[0] / red_arg[0] hold the result.
-var<workgroup> red_key: array<u32, 256>;
-var<workgroup> red_arg: array<u32, 256>;
-
-fn reduce_key_arg(lid: u32, key: u32, arg: u32) {
-    red_key[lid] = key;
-    red_arg[lid] = arg;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            let k2 = red_key[lid + s];
-            let a2 = red_arg[lid + s];
-            if (a2 != 0xFFFFFFFFu && (red_arg[lid] == 0xFFFFFFFFu || k2 > red_key[lid] || (k2 == red_key[lid] && a2 < red_arg[lid]))) {
-                red_key[lid] = k2;
-                red_arg[lid] = a2;
-            }
-        }
-        workgroupBarrier();
+// Online softmax statistics (max, sum of exp(x - max)); max -inf = empty.
+fn merge_ms(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    if (bits_is_neg_inf(bitcast<u32>(b.x))) {
+        return a;
     }
+    if (bits_is_neg_inf(bitcast<u32>(a.x))) {
+        return b;
+    }
+    if (b.x > a.x) {
+        return vec2<f32>(b.x, a.y * exp(a.x - b.x) + b.y);
+    }
+    return vec2<f32>(a.x, a.y + b.y * exp(b.x - a.x));
+}
+
+fn add_ms(a: vec2<f32>, x: f32) -> vec2<f32> {
+    if (bits_is_neg_inf(bitcast<u32>(a.x))) {
+        return vec2<f32>(x, 1.0);
+    }
+    if (x > a.x) {
+        return vec2<f32>(x, a.y * exp(a.x - x) + 1.0);
+    }
+    return vec2<f32>(a.x, a.y + exp(x - a.x));
 }

@@ -34,7 +34,7 @@ pub use philox::{
     PHILOX_TEST_WGSL, f32_to_sortable_key, gumbel_gpu, ln_f32, ln_gpu, philox_words_gpu,
     sortable_key_to_f32, sortable_keys_gpu,
 };
-pub use sampler::{DType, GpuSampler, Plan, PlannedDispatch, SamplerConfig, logits_bytes};
+pub use sampler::{DType, GpuSampler, Plan, PlannedDispatch, RowPath, SamplerConfig, logits_bytes};
 
 /// Parses and validates a WGSL source with naga (what wgpu runs before any
 /// driver sees it), so shader errors show up in `cargo test` without a GPU.

@@ -18,35 +18,61 @@
 //!
 //! # Passes and reads of the logits
 //!
-//! Dense passes run `(ceil(V / 4096), B)` workgroups of 256 invocations, so
-//! at batch 1 a 128k vocabulary is spread over 32 workgroups; per-row
-//! passes run one workgroup per row and merge per-chunk partials in a fixed
-//! order (results never depend on timing or on the other rows).
+//! One step is at most three dispatches, and only one of them reads whole
+//! rows ([`Plan`], [`GpuSampler::plan`], `wgsample sample --backend gpu
+//! --explain`):
 //!
-//! | configuration | passes | reads of the row |
+//! | configuration | dispatches | dense passes |
 //! |---|---|---|
-//! | greedy, plain temperature sampling | reduce, merge | 1 |
-//! | + masks / bias / penalties | prep, sparse first | +1 read and 1 write of the row |
-//! | min-p | + gumbel, finalize | 2 |
-//! | top-k (any k) | + 4 x (hist, pick) | 6 |
-//! | top-p | + 4 x (hist, pick) | 6 |
-//! | top-k + top-p | + 8 x (hist, pick) | 10 |
+//! | greedy, plain temperature sampling | scan, finish | 1 |
+//! | + min-p / top-k / top-p (any mix) | scan, finish | 1 |
+//! | + allowed-token bitmask | (read by scan) | 1 |
+//! | + banned, EOS, bias, penalties | overlay first | 1 |
 //!
-//! [`GpuSampler::plan`] returns these dispatches for the current parameters
-//! as data ([`Plan`]: label, grid, whether it reads whole rows), the same
-//! list `record` encodes, each dispatch inside a debug group named by its
-//! label; `wgsample sample --backend gpu --explain` prints it.
+//! - `overlay` (one workgroup a row, only rows that need it) applies SPEC
+//!   steps 2-4 to the few tokens the row's lists name, into a small hash
+//!   table per row: nothing dense is copied or written.
+//! - `scan` runs `(ceil(V / 1024), B)` workgroups of 256 invocations (126
+//!   per row at V = 128256) and reads each logit once. Per chunk it writes
+//!   the raw softmax statistics (for the logprob), the max of `z` (greedy),
+//!   the Gumbel-max of plain rows (random words and logarithms only for
+//!   tokens within 20 of the chunk's max of `z / T`, which are the only ones
+//!   that can win), and for filtered rows the chunk's 64 largest keys of
+//!   `z / T`, sorted in workgroup memory, with the largest key it left out.
+//! - `finish` (one workgroup a row) merges the chunk partials in a fixed
+//!   order (results never depend on timing or on the other rows), runs
+//!   min-p, top-k and top-p as radix selections over the candidates and the
+//!   Gumbel-max over the survivors, and writes the token, logprob, status
+//!   and state. A threshold strictly above every key a chunk left out was
+//!   computed from complete data; where the candidates cannot be proven
+//!   complete (a flat row under top-p 0.999 or min-p 0.001, top-k above 64,
+//!   ties across a chunk's cut) the same workgroup runs the same selection
+//!   over the whole row: the rare case costs time, never a dispatch, and
+//!   the token is the same. [`GpuSampler::last_step_paths`] says which rows
+//!   took it.
 //!
-//! Passes a batch does not need are not dispatched; rows that do not need a
-//! dispatched pass leave it at once. The threshold search is a radix select
-//! on an order-preserving u32 key of `z / T`, 8 bits per pass, counting
-//! tokens for top-k and summing probability mass in 64-bit fixed point for
-//! top-p (integer sums: the same result whatever the order of the atomic
-//! additions). Sampling is Gumbel-max with the Philox stream of SPEC.md.
-//! Everything stays inside WebGPU's default limits (256 invocations, at
-//! most 8 KiB of workgroup memory, 8 storage buffers) and uses no
-//! subgroup operations; barriers sit in uniform control flow
+//! Selections count tokens (top-k) or sum probability mass in 64-bit fixed
+//! point (top-p), so the result is the same whatever the order of the
+//! atomic additions. Everything stays inside WebGPU's default limits (256
+//! invocations, at most 12 KiB of workgroup memory, 8 storage buffers) and
+//! uses no subgroup operations; barriers sit in uniform control flow
 //! (`workgroupUniformLoad` where a row's state decides).
+//!
+//! # Where each SPEC step runs
+//!
+//! | SPEC.md step | CPU (`src/cpu/row.rs`) | GPU pass |
+//! |---|---|---|
+//! | 1 input check | `sample_row` | scan (flags), finish (status) |
+//! | 2 allowed mask | `filter` | scan (`masked_bits`) |
+//! | 2 banned, EOS | `filter` | overlay |
+//! | 3 bias, 4 penalties | `filter` | overlay |
+//! | 5 greedy | `sample_row` | scan (max of `z`), finish |
+//! | 6 temperature, overflow | `filter` | scan (`scale`), finish (`+inf` scan) |
+//! | 7 min-p | `filter` | finish |
+//! | 8 top-k | `top_k` | finish (`select_digit`, count) |
+//! | 9 top-p | `top_p_cut` | finish (`select_digit`, mass) |
+//! | 10 Gumbel-max | `gumbel_argmax` | scan (plain rows), finish (`gumbel_pick`) |
+//! | 11 outputs, 12 state | `sample_row`, `RowState::record` | finish (`finish_row`) |
 
 mod passes;
 mod plan;
@@ -89,6 +115,24 @@ impl DType {
             DType::Bf16 => 2,
         }
     }
+}
+
+/// How the `finish` pass settled a row's min-p, top-k and top-p
+/// ([`GpuSampler::last_step_paths`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowPath {
+    /// No threshold search ran: greedy, plain sampling, an invalid row, no
+    /// candidates, or a `+inf` overflow (SPEC step 6).
+    NoSelection,
+    /// The fast path: the thresholds and the Gumbel-max were computed on
+    /// the chunks' candidates, proven to hold every survivor.
+    Candidates,
+    /// The slow path: the candidates could not be proven complete (a flat
+    /// row under top-p near 1 or a tiny min-p, top-k above 64, ties across
+    /// the candidates' cut), so the row was read again and the same
+    /// selection ran on every token. Same token, more time, no extra
+    /// dispatch.
+    FullRow,
 }
 
 /// Sizes fixed when a [`GpuSampler`] is created.
@@ -142,7 +186,9 @@ struct RowParamsGpu {
     prompt_len: u32,
     prompt_mask_off: u32,
     allowed_off: u32,
-    pad: [u32; 3],
+    ov_off: u32,
+    ov_cap: u32,
+    pad0: u32,
 }
 
 /// The uniform of every pass (`Dims` in bindings.wgsl).
@@ -153,7 +199,7 @@ struct Dims {
     vocab: u32,
     chunks: u32,
     dtype: u32,
-    pass_id: u32,
+    reserved: u32,
     cap: u32,
     logits_off: u32,
     max_batch: u32,
@@ -167,16 +213,19 @@ const FLAG_TOP_P: u32 = 16;
 const FLAG_ALLOWED: u32 = 32;
 const FLAG_PROMPT_MASK: u32 = 64;
 const FLAG_SCALED: u32 = 128;
+const FLAG_OVERLAY: u32 = 256;
 const FILTERS: u32 = FLAG_MIN_P | FLAG_TOP_K | FLAG_TOP_P;
 
-/// Logits per workgroup in the dense passes (`CHUNK` in bindings.wgsl).
-const CHUNK: u32 = 4096;
-/// Words of per-row search state (`ROW_WORDS`).
-const ROW_WORDS: u64 = 32;
+/// Logits per workgroup in the dense pass (`CHUNK` in bindings.wgsl).
+const CHUNK: u32 = 1024;
+/// Candidates kept per chunk (`CAND`).
+const CAND: u64 = 64;
+/// Words per row in the scratch buffer (`ROW_WORDS`).
+const ROW_WORDS: u64 = 4;
 /// Words per (row, chunk) partial (`PART_WORDS`).
-const PART_WORDS: u64 = 8;
-/// Bytes between the uniform slots (one per radix pass id).
-const DIMS_STRIDE: u64 = 256;
+const PART_WORDS: u64 = 12;
+/// Words per slot of an overlay table (`OV_FIELDS`).
+const OV_FIELDS: u64 = 5;
 
 /// The pass flags (`FLAG_*`) of a row with params `p` over `v` tokens.
 fn row_flags(p: &SamplingParams, v: usize) -> u32 {
@@ -198,12 +247,14 @@ fn row_flags(p: &SamplingParams, v: usize) -> u32 {
         }
     }
     let eos_possible = !p.eos_token_ids.is_empty() && p.min_new_tokens > 0;
-    if p.allowed_tokens.is_some()
-        || !p.banned_tokens.is_empty()
+    if !p.banned_tokens.is_empty()
         || eos_possible
         || !p.logit_bias.is_empty()
         || p.penalties_active()
     {
+        flags |= FLAG_MODIFIED | FLAG_OVERLAY;
+    }
+    if p.allowed_tokens.is_some() {
         flags |= FLAG_MODIFIED;
     }
     flags
@@ -222,10 +273,13 @@ pub struct GpuSampler {
     lists_buf: wgpu::Buffer,
     state_buf: wgpu::Buffer,
     scratch_buf: wgpu::Buffer,
-    hist_buf: wgpu::Buffer,
     out_buf: wgpu::Buffer,
-    z_buf: Option<wgpu::Buffer>,
-    dummy_z: wgpu::Buffer,
+    /// Per-row overlay tables (binding 2), grown when params need more.
+    ov_buf: wgpu::Buffer,
+    /// Per-chunk candidates (binding 7), created when a row first filters.
+    cand_buf: Option<wgpu::Buffer>,
+    /// Bound where the candidates are not needed yet.
+    dummy: wgpu::Buffer,
     upload: Option<wgpu::Buffer>,
     params: Vec<SamplingParams>,
     prompts: Vec<Vec<u32>>,
@@ -280,6 +334,13 @@ impl GpuSampler {
             return Err(Error::Shape(format!("vocab {} is too large", cfg.vocab)));
         }
         let chunks = cfg.vocab.div_ceil(CHUNK);
+        if chunks > limits.max_compute_workgroups_per_dimension {
+            return Err(Error::Gpu(format!(
+                "vocab {} needs {chunks} workgroups per row (one per {CHUNK} logits), above this \
+                 device's max_compute_workgroups_per_dimension ({})",
+                cfg.vocab, limits.max_compute_workgroups_per_dimension
+            )));
+        }
         let b = u64::from(cfg.max_batch);
         let cap = u64::from(cfg.max_seen_tokens.max(1));
         let sizes = [
@@ -288,7 +349,6 @@ impl GpuSampler {
                 "the scratch buffer",
                 (b * ROW_WORDS + b * u64::from(chunks) * PART_WORDS) * 4,
             ),
-            ("the histograms", b * 256 * 3 * 4),
         ];
         for (what, bytes) in sizes {
             check_binding_size(device, what, bytes)?;
@@ -300,15 +360,7 @@ impl GpuSampler {
             let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some("wgsample sampler"),
                 entries: &[
-                    // The uniform carries the pass id at a dynamic offset.
-                    wgpu::BindGroupLayoutEntry {
-                        ty: wgpu::BindingType::Buffer {
-                            ty: T::Uniform,
-                            has_dynamic_offset: true,
-                            min_binding_size: wgpu::BufferSize::new(32),
-                        },
-                        ..buffer_entry(0, T::Uniform, Some(32))
-                    },
+                    buffer_entry(0, T::Uniform, Some(32)),
                     buffer_entry(1, ro, None),
                     buffer_entry(2, rw, None),
                     buffer_entry(3, ro, None),
@@ -339,7 +391,7 @@ impl GpuSampler {
                 pipelines,
                 dims_buf: device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("wgsample dims"),
-                    size: DIMS_STRIDE * 8,
+                    size: 32,
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 }),
@@ -351,16 +403,21 @@ impl GpuSampler {
                     sizes[0].1,
                     wgpu::BufferUsages::COPY_SRC,
                 ),
-                scratch_buf: storage_buffer(device, "wgsample scratch", sizes[1].1, none),
-                hist_buf: storage_buffer(device, "wgsample hist", sizes[2].1, none),
+                scratch_buf: storage_buffer(
+                    device,
+                    "wgsample scratch",
+                    sizes[1].1,
+                    wgpu::BufferUsages::COPY_SRC,
+                ),
                 out_buf: storage_buffer(
                     device,
                     "wgsample out",
                     b * 12,
                     wgpu::BufferUsages::COPY_SRC,
                 ),
-                z_buf: None,
-                dummy_z: storage_buffer(device, "wgsample z (unused)", 16, none),
+                ov_buf: storage_buffer(device, "wgsample overlay", 16, none),
+                cand_buf: None,
+                dummy: storage_buffer(device, "wgsample candidates (unused)", 16, none),
                 upload: None,
                 layout,
                 params: vec![SamplingParams::default(); cfg.max_batch as usize],
@@ -514,6 +571,9 @@ impl GpuSampler {
         let words = v.div_ceil(32);
         let mut lists: Vec<u32> = Vec::new();
         let mut gpu = Vec::with_capacity(self.params.len());
+        // Words of overlay tables so far: only rows with banned tokens, EOS
+        // ids, a bias or penalties get one, sized for at most half full.
+        let mut ov_words: u64 = 0;
         for (r, p) in self.params.iter().enumerate() {
             let mut flags = row_flags(p, v);
             let mut g = RowParamsGpu {
@@ -558,6 +618,23 @@ impl GpuSampler {
                 lists.extend(mask);
                 flags |= FLAG_ALLOWED;
             }
+            if flags & FLAG_OVERLAY != 0 {
+                let mut entries = p.banned_tokens.len() + p.logit_bias.len();
+                if p.min_new_tokens > 0 {
+                    entries += p.eos_token_ids.len();
+                }
+                if p.repetition_penalty != 1.0 {
+                    entries += prompt.len();
+                }
+                if p.penalties_active() {
+                    entries += self.cfg.max_seen_tokens as usize;
+                }
+                let cap = (2 * entries).next_power_of_two().max(2);
+                g.ov_off = u32::try_from(ov_words)
+                    .map_err(|_| Error::Gpu("the rows' overlay tables exceed 2^32 words".into()))?;
+                g.ov_cap = cap as u32;
+                ov_words += OV_FIELDS * cap as u64;
+            }
             g.flags = flags;
             self.flags[r] = flags;
             gpu.push(g);
@@ -577,6 +654,25 @@ impl GpuSampler {
                 device,
                 "wgsample lists",
                 bytes.next_power_of_two(),
+                wgpu::BufferUsages::empty(),
+            );
+        }
+        let ov_bytes = (ov_words * 4).max(16);
+        if ov_bytes > limits.max_storage_buffer_binding_size {
+            return Err(Error::Gpu(format!(
+                "the rows' bias, banned, EOS and penalty tables need {ov_bytes} bytes, more than \
+                 this device's max_storage_buffer_binding_size ({}); lower max_seen_tokens or \
+                 the number of rows with penalties",
+                limits.max_storage_buffer_binding_size
+            )));
+        }
+        if self.ov_buf.size() < ov_bytes {
+            self.ov_buf = storage_buffer(
+                device,
+                "wgsample overlay",
+                ov_bytes
+                    .next_power_of_two()
+                    .min(limits.max_storage_buffer_binding_size),
                 wgpu::BufferUsages::empty(),
             );
         }
@@ -633,13 +729,13 @@ impl GpuSampler {
             &self.lists_buf,
             &self.state_buf,
             &self.scratch_buf,
-            &self.hist_buf,
             &self.out_buf,
-            &self.dummy_z,
+            &self.ov_buf,
+            &self.dummy,
         ];
         if own
             .into_iter()
-            .chain(self.z_buf.as_ref())
+            .chain(self.cand_buf.as_ref())
             .any(|b| b == logits)
         {
             return Err(Error::Shape(
@@ -692,24 +788,20 @@ impl GpuSampler {
             self.upload_params()?;
         }
         let plan = Plan::for_rows(&self.flags[..rows], self.chunks, batch);
-        let modified = self.flags[..rows].iter().any(|&x| x & FLAG_MODIFIED != 0);
-        if modified && self.z_buf.is_none() {
-            let bytes = u64::from(self.cfg.max_batch) * v * 4;
-            check_buffer_size(
-                &device,
-                "the work buffer for masks, bias and penalties",
-                bytes,
-            )?;
+        let filtered = self.flags[..rows].iter().any(|&x| x & FILTERS != 0);
+        if filtered && self.cand_buf.is_none() {
+            let bytes = u64::from(self.cfg.max_batch) * u64::from(self.chunks) * CAND * 8;
             if bytes > limits.max_storage_buffer_binding_size {
                 return Err(Error::Gpu(format!(
-                    "masks, bias and penalties need a [max_batch, V] f32 work buffer of {bytes} bytes, \
-                     more than this device's max_storage_buffer_binding_size ({}); lower max_batch",
+                    "min-p, top-k and top-p keep {CAND} candidates per {CHUNK} logits: \
+                     [max_batch, V] needs {bytes} bytes, more than this device's \
+                     max_storage_buffer_binding_size ({}); lower max_batch",
                     limits.max_storage_buffer_binding_size
                 )));
             }
-            self.z_buf = Some(storage_buffer(
+            self.cand_buf = Some(storage_buffer(
                 &device,
-                "wgsample z",
+                "wgsample candidates",
                 bytes,
                 wgpu::BufferUsages::empty(),
             ));
@@ -720,7 +812,7 @@ impl GpuSampler {
             vocab: self.cfg.vocab,
             chunks: self.chunks,
             dtype: dtype.code(),
-            pass_id: 0,
+            reserved: 0,
             cap: self.cfg.max_seen_tokens,
             logits_off: base,
             max_batch: self.cfg.max_batch,
@@ -728,13 +820,7 @@ impl GpuSampler {
         // The uniform changes only with the batch, dtype or offset: a decode
         // loop over a fixed buffer uploads nothing per step.
         if self.last_dims != Some(dims0) {
-            let mut dims = [0u8; (DIMS_STRIDE * 8) as usize];
-            for pass_id in 0..8u32 {
-                let d = Dims { pass_id, ..dims0 };
-                let at = (u64::from(pass_id) * DIMS_STRIDE) as usize;
-                dims[at..at + 32].copy_from_slice(bytemuck::bytes_of(&d));
-            }
-            self.stage(Dst::Dims, 0, &dims);
+            self.stage(Dst::Dims, 0, bytemuck::bytes_of(&dims0));
             self.last_dims = Some(dims0);
         }
         for s in &mut self.steps_bound[..rows] {
@@ -743,7 +829,7 @@ impl GpuSampler {
         self.last_batch = batch;
         self.encode_pending(encoder);
         self.pending.clear();
-        let z = self.z_buf.as_ref().unwrap_or(&self.dummy_z);
+        let cands = self.cand_buf.as_ref().unwrap_or(&self.dummy);
         scoped(&device, "recording the sampling passes", || {
             let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("wgsample sampler"),
@@ -767,7 +853,7 @@ impl GpuSampler {
                     },
                     wgpu::BindGroupEntry {
                         binding: 2,
-                        resource: z.as_entire_binding(),
+                        resource: self.ov_buf.as_entire_binding(),
                     },
                     wgpu::BindGroupEntry {
                         binding: 3,
@@ -787,7 +873,7 @@ impl GpuSampler {
                     },
                     wgpu::BindGroupEntry {
                         binding: 7,
-                        resource: self.hist_buf.as_entire_binding(),
+                        resource: cands.as_entire_binding(),
                     },
                     wgpu::BindGroupEntry {
                         binding: 8,
@@ -802,7 +888,7 @@ impl GpuSampler {
             for d in &plan.passes {
                 pass.push_debug_group(&d.label);
                 pass.set_pipeline(&self.pipelines[d.pass]);
-                pass.set_bind_group(0, &bg, &[(u64::from(d.slot) * DIMS_STRIDE) as u32]);
+                pass.set_bind_group(0, &bg, &[]);
                 pass.dispatch_workgroups(d.grid[0], d.grid[1], d.grid[2]);
                 pass.pop_debug_group();
             }
@@ -828,6 +914,37 @@ impl GpuSampler {
             .map(|p| row_flags(p, v))
             .collect();
         Ok(Plan::for_rows(&flags, self.chunks, batch))
+    }
+
+    /// How each of rows `0..batch` of the last recorded step was finished
+    /// once the step has run: from the chunks' candidates, or by the slow
+    /// path that reads the whole row again because the candidates could
+    /// not be proven complete (see [`RowPath`]). Blocks (reads 16 bytes a
+    /// row back); for tests and diagnostics, not for the decode loop.
+    ///
+    /// Errors: `batch` 0 or above the last recorded batch.
+    pub fn last_step_paths(&self, batch: u32) -> Result<Vec<RowPath>> {
+        if batch == 0 || batch > self.last_batch {
+            return Err(Error::Shape(format!(
+                "batch {batch} must be between 1 and the last recorded batch ({})",
+                self.last_batch
+            )));
+        }
+        let device = &self.ctx.device;
+        let size = u64::from(batch) * ROW_WORDS * 4;
+        let bytes = scoped(device, "reading the row paths", || {
+            let enc =
+                device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            submit_and_read(&self.ctx, enc, &self.scratch_buf, size)
+        })?;
+        let w: &[u32] = bytemuck::cast_slice(&bytes);
+        Ok((0..batch as usize)
+            .map(|r| match w[r * ROW_WORDS as usize] {
+                1 => RowPath::Candidates,
+                2 => RowPath::FullRow,
+                _ => RowPath::NoSelection,
+            })
+            .collect())
     }
 
     /// The buffer the passes write their results to: `B` token ids (u32,

@@ -2,13 +2,13 @@
 //! shader (`shaders/sampler/<name>.wgsl`), so each can be read next to its
 //! WGSL. Every pass binds the same layout (see `bindings.wgsl` and
 //! [`super::Buffers`]); what differs is the source and the grid: per-chunk
-//! passes run `(chunks, B)` workgroups so several workgroups share a long
-//! row, per-row passes run `(1, B)`.
+//! passes run `(chunks, B)` workgroups (1024 logits each) so several
+//! workgroups share a long row, per-row passes run `(1, B)`.
 
 /// How a pass is dispatched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Grid {
-    /// `(chunks, B)`: one workgroup per 4096 logits of each row.
+    /// `(chunks, B)`: one workgroup per 1024 logits of each row.
     PerChunk,
     /// `(1, B)`: one workgroup per row.
     PerRow,
@@ -38,76 +38,32 @@ macro_rules! pass_module {
 }
 
 pass_module!(
-    prep,
-    "prep.wgsl",
-    Grid::PerChunk,
-    "Dense copy of rows with masks/bias/penalties into the work buffer, allowed mask applied."
-);
-pass_module!(
-    sparse,
-    "sparse.wgsl",
+    overlay,
+    "overlay.wgsl",
     Grid::PerRow,
-    "Banned, EOS, bias and penalties on the work buffer, in SPEC order."
+    "SPEC steps 2-4 for the tokens the rows' lists touch: a hash table per row (the sparse overlay)."
 );
 pass_module!(
-    reduce,
-    "reduce.wgsl",
+    scan,
+    "scan.wgsl",
     Grid::PerChunk,
-    "Input check, raw softmax stats, max/argmax of z, Gumbel-max of plain rows, per chunk."
+    "The one dense pass: input check, logprob statistics, max, Gumbel-max of plain rows, and each chunk's candidates."
 );
 pass_module!(
-    merge,
-    "merge.wgsl",
+    finish,
+    "finish.wgsl",
     Grid::PerRow,
-    "Merges the chunk partials; finishes greedy/plain rows; sets up the threshold search."
-);
-pass_module!(
-    hist,
-    "hist.wgsl",
-    Grid::PerChunk,
-    "One 8-bit digit of the radix search: counts (top-k) or fixed-point mass (top-p)."
-);
-pass_module!(
-    pick,
-    "pick.wgsl",
-    Grid::PerRow,
-    "Scans a row's histogram and picks the digit where count k / mass top_p is reached."
-);
-pass_module!(
-    gumbel,
-    "gumbel.wgsl",
-    Grid::PerChunk,
-    "Gumbel-max over the survivors of filtered rows, per chunk."
-);
-pass_module!(
-    finalize,
-    "finalize.wgsl",
-    Grid::PerRow,
-    "Merges the Gumbel partials and finishes the filtered rows."
+    "Merges the chunk partials, runs min-p, top-k and top-p on the candidates (or the row), samples, writes outputs and state."
 );
 
 /// Every pass, in pipeline-cache order.
-pub(crate) const ALL: [Pass; 8] = [
-    prep::PASS,
-    sparse::PASS,
-    reduce::PASS,
-    merge::PASS,
-    hist::PASS,
-    pick::PASS,
-    gumbel::PASS,
-    finalize::PASS,
-];
+pub(crate) const ALL: [Pass; 3] = [overlay::PASS, scan::PASS, finish::PASS];
 
 /// Index of each pass in [`ALL`].
 pub(crate) mod idx {
-    pub const PREP: usize = 0;
-    pub const SPARSE: usize = 1;
-    pub const REDUCE: usize = 2;
-    pub const MERGE: usize = 3;
-    pub const HIST: usize = 4;
-    pub const PICK: usize = 5;
-    pub const GUMBEL: usize = 6;
-    pub const FINALIZE: usize = 7;
+    pub const OVERLAY: usize = 0;
+    pub const SCAN: usize = 1;
+    pub const FINISH: usize = 2;
 }
 
 /// The full WGSL of a pass: shared helpers, the sampler's bindings, then

@@ -1,0 +1,481 @@
+// finish.wgsl: one workgroup per row (dispatch (1, B)). Merges the chunk
+// partials of scan.wgsl in a fixed order (so nothing depends on timing),
+// sets the status, and finishes every row: token, logprob, status and the
+// state update (SPEC steps 11-12).
+//
+// Greedy and plain rows take the merged argmax / Gumbel-max. Filtered rows
+// run min-p, top-k and top-p (steps 7-9) as radix selections over a
+// source, then the Gumbel-max over the survivors (step 10). The source is
+// first the candidates (each chunk's CAND largest keys): every token whose
+// key is above the largest key any chunk left out (`excl`) is among them,
+// so a threshold strictly above `excl` was computed from complete data.
+// Where a threshold is not (a flat row under top-p 0.999 or min-p 0.001,
+// top-k above CAND, ties across the cut), the same selection runs again
+// with the whole row as the source: the rare case costs time, never a
+// dispatch, and the token is the same. scratch[RS_PATH] records which
+// source finished the row.
+
+var<workgroup> fa: array<u32, 1024>;
+var<workgroup> fb: array<u32, 1024>;
+var<workgroup> hc: array<atomic<u32>, 256>;
+var<workgroup> hlo: array<atomic<u32>, 256>;
+var<workgroup> hhi: array<atomic<u32>, 256>;
+var<workgroup> wg_flags: atomic<u32>;
+var<workgroup> wg_excl: atomic<u32>;
+var<workgroup> wg_sel: atomic<u32>;
+var<workgroup> wg_last: atomic<u32>;
+var<workgroup> wg_found: atomic<u32>;
+var<workgroup> wg_u: u32;
+// Selection state, written by one invocation, read with workgroupUniformLoad.
+var<workgroup> ws_prefix: u32;
+var<workgroup> ws_above_c: u32;
+var<workgroup> ws_above_lo: u32;
+var<workgroup> ws_above_hi: u32;
+var<workgroup> ws_total_c: u32;
+var<workgroup> ws_total_lo: u32;
+var<workgroup> ws_total_hi: u32;
+var<workgroup> ws_hit: u32;
+
+const ST_OK: u32 = 0u;
+const ST_INVALID: u32 = 1u;
+const ST_NONE: u32 = 2u;
+const ST_FILTER: u32 = 3u;
+const ST_POS_INF: u32 = 4u;
+
+fn bcast(lid: u32, v: u32) -> u32 {
+    if (lid == 0u) {
+        wg_u = v;
+    }
+    return workgroupUniformLoad(&wg_u);
+}
+
+// Entry j of the source: (key of z / T, token); key 0 = not a candidate.
+fn entry(r: u32, p: RowParams, full: bool, j: u32) -> vec2<u32> {
+    if (!full) {
+        let w = cand_at(r, j);
+        return vec2<u32>(cands[w], cands[w + 1u]);
+    }
+    let zb = z_bits(r, j, p);
+    if (bits_is_neg_inf(zb) || bits_is_nan(zb)) {
+        return vec2<u32>(0u, j);
+    }
+    let zt = scale(bitcast<f32>(zb), p);
+    if (bits_is_neg_inf(bitcast<u32>(zt))) {
+        return vec2<u32>(0u, j);
+    }
+    return vec2<u32>(okey(zt), j);
+}
+
+fn source_len(full: bool) -> u32 {
+    return select(dims.chunks * CAND, dims.vocab, full);
+}
+
+// exp(z / T - max) in 64-bit fixed point, 2^31 = 1 (integer sums: the same
+// total whatever the order of the atomic additions).
+fn mass_of(key: u32, ztmax: f32) -> u32 {
+    return u32(exp(sortable_key_to_f32(key) - ztmax) * 2147483648.0 + 0.5);
+}
+
+// One 8-bit digit of a radix selection over the source entries with key
+// >= theta whose higher digits equal `prefix`: histogram (counts, and
+// masses when `pmode`), then a scan from the largest keys down that picks
+// the bucket where the running count reaches `k_target` (top-k) or the
+// running mass reaches `goal` (top-p). Results in ws_*.
+fn select_digit(r: u32, p: RowParams, full: bool, lid: u32, digit: u32, pmode: bool,
+    theta: u32, ztmax: f32, k_target: u32, goal: vec2<u32>) {
+    atomicStore(&hc[lid], 0u);
+    atomicStore(&hlo[lid], 0u);
+    atomicStore(&hhi[lid], 0u);
+    if (lid == 0u) {
+        atomicStore(&wg_sel, NONE);
+        atomicStore(&wg_last, 0u);
+    }
+    let shift = 24u - 8u * digit;
+    let prefix = workgroupUniformLoad(&ws_prefix);
+    let n = source_len(full);
+    for (var j = lid; j < n; j += WG) {
+        let e = entry(r, p, full, j);
+        let key = e.x;
+        if (key != 0u && key >= theta && (digit == 0u || (key >> (shift + 8u)) == prefix)) {
+            let b = (key >> shift) & 255u;
+            atomicAdd(&hc[b], 1u);
+            if (pmode) {
+                let m = mass_of(key, ztmax);
+                let old = atomicAdd(&hlo[b], m);
+                if (old + m < old) {
+                    atomicAdd(&hhi[b], 1u);
+                }
+            }
+        }
+    }
+    workgroupBarrier();
+    // q = 0 is bucket 255 (largest keys). Inclusive Hillis-Steele scan.
+    let q = lid;
+    let bucket = 255u - q;
+    let own_c = atomicLoad(&hc[bucket]);
+    fa[q] = own_c;
+    fb[q] = atomicLoad(&hlo[bucket]);
+    fa[256u + q] = atomicLoad(&hhi[bucket]);
+    workgroupBarrier();
+    for (var off = 1u; off < 256u; off <<= 1u) {
+        var cnt = fa[q];
+        var m = vec2<u32>(fb[q], fa[256u + q]);
+        if (q >= off) {
+            cnt += fa[q - off];
+            m = add64(m, vec2<u32>(fb[q - off], fa[256u + q - off]));
+        }
+        workgroupBarrier();
+        fa[q] = cnt;
+        fb[q] = m.x;
+        fa[256u + q] = m.y;
+        workgroupBarrier();
+    }
+    let above_c = workgroupUniformLoad(&ws_above_c);
+    let above_m = vec2<u32>(workgroupUniformLoad(&ws_above_lo), workgroupUniformLoad(&ws_above_hi));
+    let incl_c = above_c + fa[q];
+    let incl_m = add64(above_m, vec2<u32>(fb[q], fa[256u + q]));
+    var excl_c = above_c;
+    var excl_m = above_m;
+    if (q > 0u) {
+        excl_c += fa[q - 1u];
+        excl_m = add64(above_m, vec2<u32>(fb[q - 1u], fa[256u + q - 1u]));
+    }
+    if (own_c > 0u) {
+        atomicMax(&wg_last, q);
+        var hit = false;
+        if (pmode) {
+            hit = ge64(incl_m, goal) && !ge64(excl_m, goal);
+        } else {
+            hit = incl_c >= k_target && excl_c < k_target;
+        }
+        if (hit) {
+            atomicMin(&wg_sel, q);
+        }
+    }
+    workgroupBarrier();
+    let found = atomicLoad(&wg_sel);
+    var sel = found;
+    if (sel == NONE) {
+        sel = atomicLoad(&wg_last);
+    }
+    if (q == 255u) {
+        ws_total_c = fa[255];
+        ws_total_lo = fb[255];
+        ws_total_hi = fa[511];
+    }
+    if (q == sel) {
+        ws_prefix = select((prefix << 8u) | bucket, bucket, digit == 0u);
+        ws_above_c = excl_c;
+        ws_above_lo = excl_m.x;
+        ws_above_hi = excl_m.y;
+        ws_hit = select(0u, 1u, found != NONE);
+    }
+    workgroupBarrier();
+}
+
+fn reset_search(lid: u32) {
+    if (lid == 0u) {
+        ws_prefix = 0u;
+        ws_above_c = 0u;
+        ws_above_lo = 0u;
+        ws_above_hi = 0u;
+        ws_hit = 0u;
+    }
+    workgroupBarrier();
+}
+
+// The Gumbel-max over the source entries with key >= theta (SPEC step 10).
+fn gumbel_pick(r: u32, p: RowParams, full: bool, lid: u32, theta: u32, ztmax: f32) -> u32 {
+    var best = 0u;
+    var arg = NONE;
+    let n = source_len(full);
+    for (var j = lid; j < n; j += WG) {
+        let e = entry(r, p, full, j);
+        if (e.x != 0u && e.x >= theta) {
+            let zt = sortable_key_to_f32(e.x);
+            if (!hopeless(zt, ztmax)) {
+                let g = gumbel_key(zt, r, e.y, p);
+                if (arg == NONE || ka_before(g, e.y, best, arg)) {
+                    best = g;
+                    arg = e.y;
+                }
+            }
+        }
+    }
+    workgroupBarrier();
+    fa[lid] = best;
+    fb[lid] = arg;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s && ka_before(fa[lid + s], fb[lid + s], fa[lid], fb[lid])) {
+            fa[lid] = fa[lid + s];
+            fb[lid] = fb[lid + s];
+        }
+        workgroupBarrier();
+    }
+    return workgroupUniformLoad(&fb[0]);
+}
+
+// Output and state update (SPEC steps 11-12); `tok` and `status` are
+// workgroup-uniform.
+fn finish_row(r: u32, lid: u32, tok: u32, status: u32, rmax: f32, rsum: f32) {
+    if (lid == 0u) {
+        atomicStore(&wg_found, NONE);
+    }
+    workgroupBarrier();
+    if (status == ST_OK) {
+        let len = state[st_seen_len(r)];
+        for (var k = lid; k < len; k += WG) {
+            if (state[st_seen_tok(r, k)] == tok) {
+                atomicMin(&wg_found, k);
+            }
+        }
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        let b = dims.batch;
+        outbuf[b * 2u + r] = status;
+        if (status != ST_OK) {
+            outbuf[r] = NONE;
+            outbuf[b + r] = 0x7FC00000u;
+        } else {
+            outbuf[r] = tok;
+            let x = bitcast<f32>(raw_bits(r, tok));
+            outbuf[b + r] = bitcast<u32>((x - rmax) - ln_f32(rsum));
+            // State update: c_tok += 1, n += 1, s += 1.
+            state[st_n(r)] += 1u;
+            let lo = state[st_step_lo(r)] + 1u;
+            state[st_step_lo(r)] = lo;
+            if (lo == 0u) {
+                state[st_step_hi(r)] += 1u;
+            }
+            let f = atomicLoad(&wg_found);
+            if (f != NONE) {
+                state[st_seen_cnt(r, f)] += 1u;
+            } else {
+                let len = state[st_seen_len(r)];
+                if (len < dims.cap) {
+                    state[st_seen_tok(r, len)] = tok;
+                    state[st_seen_cnt(r, len)] = 1u;
+                    state[st_seen_len(r)] = len + 1u;
+                }
+            }
+        }
+    }
+}
+
+// The top-p goal: top_p * total in the same fixed point (at least one
+// unit, so a top_p below 2^-31 still cuts at the first token).
+fn top_p_target(top_p: f32, total_f: f32) -> vec2<u32> {
+    let tf = top_p * total_f;
+    let hi = u32(tf / 4294967296.0);
+    let lo = u32(max(tf - f32(hi) * 4294967296.0, 0.0));
+    if (hi == 0u && lo == 0u) {
+        return vec2<u32>(1u, 0u);
+    }
+    return vec2<u32>(lo, hi);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = wg.y;
+    if (r >= dims.batch) {
+        return;
+    }
+    let p = params[r];
+    if (lid == 0u) {
+        atomicStore(&wg_flags, 0u);
+        atomicStore(&wg_excl, 0u);
+    }
+    workgroupBarrier();
+    // Merge the chunk partials: each invocation its chunks in order, then a
+    // fixed tree.
+    var raw = vec2<f32>(f32_neg_inf(), 0.0);
+    var tms = vec2<f32>(f32_neg_inf(), 0.0);
+    var zkey = 0u;
+    var zarg = NONE;
+    var gkey = 0u;
+    var garg = NONE;
+    var flags = 0u;
+    var excl = 0u;
+    for (var c = lid; c < dims.chunks; c += WG) {
+        flags |= scratch[part(r, c, P_FLAGS)];
+        excl = max(excl, scratch[part(r, c, P_EXCL)]);
+        raw = merge_ms(raw, vec2<f32>(bitcast<f32>(scratch[part(r, c, P_RMAX)]), bitcast<f32>(scratch[part(r, c, P_RSUM)])));
+        tms = merge_ms(tms, vec2<f32>(bitcast<f32>(scratch[part(r, c, P_TMAX)]), bitcast<f32>(scratch[part(r, c, P_TSUM)])));
+        let zk = scratch[part(r, c, P_ZKEY)];
+        let za = scratch[part(r, c, P_ZARG)];
+        if (ka_before(zk, za, zkey, zarg)) {
+            zkey = zk;
+            zarg = za;
+        }
+        let gk = scratch[part(r, c, P_GKEY)];
+        let ga = scratch[part(r, c, P_GARG)];
+        if (ka_before(gk, ga, gkey, garg)) {
+            gkey = gk;
+            garg = ga;
+        }
+    }
+    atomicOr(&wg_flags, flags);
+    atomicMax(&wg_excl, excl);
+    fa[lid] = bitcast<u32>(raw.x);
+    fb[lid] = bitcast<u32>(raw.y);
+    fa[256u + lid] = zkey;
+    fb[256u + lid] = zarg;
+    fa[512u + lid] = gkey;
+    fb[512u + lid] = garg;
+    fa[768u + lid] = bitcast<u32>(tms.x);
+    fb[768u + lid] = bitcast<u32>(tms.y);
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            let o = lid + s;
+            let m = merge_ms(vec2<f32>(bitcast<f32>(fa[lid]), bitcast<f32>(fb[lid])),
+                vec2<f32>(bitcast<f32>(fa[o]), bitcast<f32>(fb[o])));
+            fa[lid] = bitcast<u32>(m.x);
+            fb[lid] = bitcast<u32>(m.y);
+            if (ka_before(fa[256u + o], fb[256u + o], fa[256u + lid], fb[256u + lid])) {
+                fa[256u + lid] = fa[256u + o];
+                fb[256u + lid] = fb[256u + o];
+            }
+            if (ka_before(fa[512u + o], fb[512u + o], fa[512u + lid], fb[512u + lid])) {
+                fa[512u + lid] = fa[512u + o];
+                fb[512u + lid] = fb[512u + o];
+            }
+            let t = merge_ms(vec2<f32>(bitcast<f32>(fa[768u + lid]), bitcast<f32>(fb[768u + lid])),
+                vec2<f32>(bitcast<f32>(fa[768u + o]), bitcast<f32>(fb[768u + o])));
+            fa[768u + lid] = bitcast<u32>(t.x);
+            fb[768u + lid] = bitcast<u32>(t.y);
+        }
+        workgroupBarrier();
+    }
+    let rmax = bitcast<f32>(workgroupUniformLoad(&fa[0]));
+    let rsum = bitcast<f32>(workgroupUniformLoad(&fb[0]));
+    let mz_key = workgroupUniformLoad(&fa[256]);
+    let mz_arg = workgroupUniformLoad(&fb[256]);
+    let mg_arg = workgroupUniformLoad(&fb[512]);
+    let tmax_row = bitcast<f32>(workgroupUniformLoad(&fa[768]));
+    let tsum = bitcast<f32>(workgroupUniformLoad(&fb[768]));
+    let all_flags = bcast(lid, atomicLoad(&wg_flags));
+    let row_excl = bcast(lid, atomicLoad(&wg_excl));
+
+    var status = ST_FILTER;
+    var tok = NONE;
+    let ztmax = scale(sortable_key_to_f32(mz_key), p);
+    if ((all_flags & 1u) != 0u) {
+        status = ST_INVALID;
+    } else if (mz_key == 0u) {
+        status = ST_NONE;
+    } else if ((p.flags & FLAG_GREEDY) != 0u) {
+        status = ST_OK;
+        tok = mz_arg;
+    } else if (bitcast<u32>(ztmax) == F32_POS_INF_BITS) {
+        // SPEC step 6: the largest z / T is +inf (a tiny temperature or an
+        // overflowed bias): the +inf tokens are the only candidates, their
+        // Gumbel keys tie at +inf and the lowest index wins. Found by a scan
+        // of the row (rare: costs time, not dispatches).
+        status = ST_POS_INF;
+    } else if (bits_is_neg_inf(bitcast<u32>(ztmax))) {
+        // Every finite z / T overflows to -inf: the T -> 0 limit, greedy on
+        // the unscaled logits (as the CPU).
+        status = ST_OK;
+        tok = mz_arg;
+    } else if ((p.flags & FILTERS) == 0u) {
+        status = ST_OK;
+        tok = mg_arg;
+    }
+    if (lid == 0u) {
+        scratch[rs(r, RS_PATH)] = 0u;
+    }
+    if (status == ST_POS_INF) {
+        if (lid == 0u) {
+            atomicStore(&wg_found, NONE);
+        }
+        workgroupBarrier();
+        for (var i = lid; i < dims.vocab; i += WG) {
+            let zb = z_bits(r, i, p);
+            if (!bits_is_nan(zb) && bitcast<u32>(scale(bitcast<f32>(zb), p)) == F32_POS_INF_BITS) {
+                atomicMin(&wg_found, i);
+            }
+        }
+        workgroupBarrier();
+        tok = bcast(lid, atomicLoad(&wg_found));
+        status = ST_OK;
+    }
+    if (status == ST_FILTER) {
+        // Step 7: min-p.
+        var theta_minp = okey(f32_from_bits(FLOOR_BITS));
+        if ((p.flags & FLAG_MIN_P) != 0u) {
+            let t = okey(ztmax + p.ln_min_p);
+            if (t > theta_minp) {
+                theta_minp = t;
+            }
+        }
+        let floor_key = okey(f32_from_bits(FLOOR_BITS));
+        for (var attempt = 0u; attempt < 2u; attempt++) {
+            let full = attempt == 1u;
+            var theta = theta_minp;
+            // `complete`: the source holds every token with key >= theta
+            // (a threshold above every key left out of the candidates).
+            // `exact`: every threshold so far is the one the whole row gives.
+            var complete = full || row_excl == 0u || theta > row_excl;
+            var exact = true;
+            // Step 8: top-k, the k-th largest key.
+            if ((p.flags & FLAG_TOP_K) != 0u) {
+                reset_search(lid);
+                select_digit(r, p, full, lid, 0u, false, theta, ztmax, p.top_k, vec2<u32>(0u));
+                // At most k survivors: top-k keeps them all.
+                let survivors = workgroupUniformLoad(&ws_total_c);
+                if (survivors > p.top_k) {
+                    for (var d = 1u; d < 4u; d++) {
+                        select_digit(r, p, full, lid, d, false, theta, ztmax, p.top_k, vec2<u32>(0u));
+                    }
+                    theta = max(theta, workgroupUniformLoad(&ws_prefix));
+                    complete = full || row_excl == 0u || theta > row_excl;
+                }
+                // A count (or k-th key) over an incomplete source is not
+                // the row's.
+                exact = complete;
+            }
+            // Step 9: top-p over the survivors, normalised by their mass:
+            // summed over the source when it holds every survivor, else
+            // (when every token survives so far) the dense pass's sum.
+            if ((p.flags & FLAG_TOP_P) != 0u && exact) {
+                let dense_total = !complete && theta == floor_key;
+                if (complete || dense_total) {
+                    reset_search(lid);
+                    // Digit 0 with an unreachable goal gives the total.
+                    select_digit(r, p, full, lid, 0u, true, theta, ztmax, 0u, vec2<u32>(NONE, NONE));
+                    let total_m = vec2<u32>(workgroupUniformLoad(&ws_total_lo), workgroupUniformLoad(&ws_total_hi));
+                    var tf = f32(total_m.y) * 4294967296.0 + f32(total_m.x);
+                    if (dense_total) {
+                        tf = tsum * exp(tmax_row - ztmax) * 2147483648.0;
+                    }
+                    let goal = top_p_target(p.top_p, tf);
+                    reset_search(lid);
+                    for (var d = 0u; d < 4u; d++) {
+                        select_digit(r, p, full, lid, d, true, theta, ztmax, 0u, goal);
+                    }
+                    let hit = workgroupUniformLoad(&ws_hit);
+                    theta = max(theta, workgroupUniformLoad(&ws_prefix));
+                    // Never reaching the goal keeps every survivor: right
+                    // when they are all in the source, unknown otherwise.
+                    complete = full || ((hit != 0u || !dense_total) && (row_excl == 0u || theta > row_excl));
+                } else {
+                    complete = false;
+                }
+                exact = complete;
+            }
+            if (!(complete && exact)) {
+                continue;
+            }
+            if (lid == 0u) {
+                scratch[rs(r, RS_PATH)] = select(1u, 2u, full);
+            }
+            tok = gumbel_pick(r, p, full, lid, theta, ztmax);
+            status = select(ST_OK, ST_NONE, tok == NONE);
+            break;
+        }
+    }
+    finish_row(r, lid, tok, status, rmax, rsum);
+}

@@ -1,0 +1,208 @@
+// scan.wgsl: the one dense pass, dispatch (chunks, B). Each workgroup
+// reads its CHUNK = 1024 logits of a row once (4 consecutive tokens per
+// invocation, so one Philox block serves all four) and, while they are in
+// registers, computes:
+//   - the input check (any NaN / +inf, SPEC step 1) and the raw max and
+//     sum of exp (online softmax) for the logprob;
+//   - z (steps 2-4: allowed bitmask, then the overlay's value for the
+//     tokens the overlay pass touched) and the max of z with its first
+//     index (greedy, NoCandidates);
+//   - z / T (step 6), its max and sum of exp (the top-p normaliser), and
+//     whether some z / T overflowed to +inf;
+//   - plain sampling rows (no min-p / top-k / top-p): the Gumbel-max key
+//     and index (step 10), computing the random word and the logarithms
+//     only for tokens within GUMBEL_SPAN of the chunk's max;
+//   - filtered rows: the chunk's CAND largest keys of z / T, sorted, by a
+//     bitonic sort of the chunk in workgroup memory, and the largest key
+//     left out (finish.wgsl uses it to prove its candidates complete).
+// It writes these as partials and candidates; finish.wgsl merges them.
+
+var<workgroup> sa: array<u32, 1024>;
+var<workgroup> sb: array<u32, 1024>;
+var<workgroup> wg_flags: atomic<u32>;
+var<workgroup> wg_tmax: atomic<u32>;
+var<workgroup> wg_mode: u32;
+
+const MODE_GREEDY: u32 = 0u;
+const MODE_PLAIN: u32 = 1u;
+const MODE_FILTERED: u32 = 2u;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = wg.y;
+    if (r >= dims.batch) {
+        return;
+    }
+    let p = params[r];
+    if (lid == 0u) {
+        atomicStore(&wg_flags, 0u);
+        atomicStore(&wg_tmax, 0u);
+        var m = MODE_PLAIN;
+        if ((p.flags & FLAG_GREEDY) != 0u) {
+            m = MODE_GREEDY;
+        } else if ((p.flags & FILTERS) != 0u) {
+            m = MODE_FILTERED;
+        }
+        wg_mode = m;
+    }
+    let mode = workgroupUniformLoad(&wg_mode);
+    let c = wg.x;
+    let base = c * CHUNK + lid * ITEMS;
+    var raw = vec2<f32>(f32_neg_inf(), 0.0);
+    var tms = vec2<f32>(f32_neg_inf(), 0.0);
+    var zkey = 0u;
+    var zarg = NONE;
+    var flags = 0u;
+    var tkeys = array<u32, 4>(0u, 0u, 0u, 0u);
+    var tzt = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+    let want_mass = (p.flags & FLAG_TOP_P) != 0u;
+    for (var q = 0u; q < ITEMS; q++) {
+        let i = base + q;
+        if (i < dims.vocab) {
+            let rb = raw_bits(r, i);
+            if (bits_is_invalid_logit(rb)) {
+                flags |= 1u;
+            } else if (!bits_is_neg_inf(rb)) {
+                raw = add_ms(raw, bitcast<f32>(rb));
+            }
+            let zb = z_bits(r, i, p);
+            // +inf (a bias or penalty that overflowed) is a candidate.
+            if (!bits_is_neg_inf(zb) && !bits_is_nan(zb)) {
+                let z = bitcast<f32>(zb);
+                let k = okey(z);
+                if (k > zkey) {
+                    zkey = k;
+                    zarg = i;
+                }
+                let zt = scale(z, p);
+                let ztb = bitcast<u32>(zt);
+                if (!bits_is_neg_inf(ztb)) {
+                    tkeys[q] = okey(zt);
+                    tzt[q] = zt;
+                    if (ztb == F32_POS_INF_BITS) {
+                        flags |= 2u;
+                    } else if (want_mass) {
+                        tms = add_ms(tms, zt);
+                    }
+                }
+            }
+        }
+    }
+    if (flags != 0u) {
+        atomicOr(&wg_flags, flags);
+    }
+    var gkey = 0u;
+    var garg = NONE;
+    if (mode == MODE_PLAIN) {
+        // The chunk's max of z / T bounds which tokens can win.
+        atomicMax(&wg_tmax, max(max(tkeys[0], tkeys[1]), max(tkeys[2], tkeys[3])));
+    }
+    workgroupBarrier();
+    if (mode == MODE_PLAIN) {
+        let tmax_key = atomicLoad(&wg_tmax);
+        if (tmax_key != 0u) {
+            let best_zt = sortable_key_to_f32(tmax_key);
+            var block = vec4<u32>(0u);
+            var have_block = false;
+            for (var q = 0u; q < ITEMS; q++) {
+                if (tkeys[q] != 0u && !hopeless(tzt[q], best_zt)) {
+                    if (!have_block) {
+                        block = philox4x32_10(
+                            philox_counter(base, state[st_step_lo(r)], state[st_step_hi(r)]),
+                            philox_key(p.seed_lo, p.seed_hi));
+                        have_block = true;
+                    }
+                    let g = gumbel_key_word(tzt[q], block[q]);
+                    if (g > gkey || garg == NONE) {
+                        gkey = g;
+                        garg = base + q;
+                    }
+                }
+            }
+        }
+    }
+    // Tree reduction of the four (value, value) pairs, fixed order.
+    sa[lid] = bitcast<u32>(raw.x);
+    sb[lid] = bitcast<u32>(raw.y);
+    sa[256u + lid] = zkey;
+    sb[256u + lid] = zarg;
+    sa[512u + lid] = gkey;
+    sb[512u + lid] = garg;
+    sa[768u + lid] = bitcast<u32>(tms.x);
+    sb[768u + lid] = bitcast<u32>(tms.y);
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            let o = lid + s;
+            let m = merge_ms(vec2<f32>(bitcast<f32>(sa[lid]), bitcast<f32>(sb[lid])),
+                vec2<f32>(bitcast<f32>(sa[o]), bitcast<f32>(sb[o])));
+            sa[lid] = bitcast<u32>(m.x);
+            sb[lid] = bitcast<u32>(m.y);
+            if (ka_before(sa[256u + o], sb[256u + o], sa[256u + lid], sb[256u + lid])) {
+                sa[256u + lid] = sa[256u + o];
+                sb[256u + lid] = sb[256u + o];
+            }
+            if (ka_before(sa[512u + o], sb[512u + o], sa[512u + lid], sb[512u + lid])) {
+                sa[512u + lid] = sa[512u + o];
+                sb[512u + lid] = sb[512u + o];
+            }
+            let t = merge_ms(vec2<f32>(bitcast<f32>(sa[768u + lid]), bitcast<f32>(sb[768u + lid])),
+                vec2<f32>(bitcast<f32>(sa[768u + o]), bitcast<f32>(sb[768u + o])));
+            sa[768u + lid] = bitcast<u32>(t.x);
+            sb[768u + lid] = bitcast<u32>(t.y);
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        scratch[part(r, c, P_FLAGS)] = atomicLoad(&wg_flags);
+        scratch[part(r, c, P_RMAX)] = sa[0];
+        scratch[part(r, c, P_RSUM)] = sb[0];
+        scratch[part(r, c, P_ZKEY)] = sa[256];
+        scratch[part(r, c, P_ZARG)] = sb[256];
+        scratch[part(r, c, P_GKEY)] = sa[512];
+        scratch[part(r, c, P_GARG)] = sb[512];
+        scratch[part(r, c, P_TMAX)] = sa[768];
+        scratch[part(r, c, P_TSUM)] = sb[768];
+        scratch[part(r, c, P_EXCL)] = 0u;
+    }
+    if (mode != MODE_FILTERED) {
+        return;
+    }
+    // Candidates: sort the chunk's (key, index) pairs, largest key first,
+    // lowest index on ties, empty entries (key 0) last.
+    workgroupBarrier();
+    for (var q = 0u; q < ITEMS; q++) {
+        sa[lid * ITEMS + q] = tkeys[q];
+        sb[lid * ITEMS + q] = select(NONE, base + q, tkeys[q] != 0u);
+    }
+    workgroupBarrier();
+    for (var k = 2u; k <= CHUNK; k <<= 1u) {
+        for (var j = k >> 1u; j > 0u; j >>= 1u) {
+            for (var h = 0u; h < 2u; h++) {
+                let q = lid + h * WG;
+                let a = ((q & ~(j - 1u)) << 1u) | (q & (j - 1u));
+                let b = a + j;
+                let first = (a & k) == 0u;
+                let ka = sa[a];
+                let ia = sb[a];
+                let kb = sa[b];
+                let ib = sb[b];
+                if (ka_before(kb, ib, ka, ia) == first) {
+                    sa[a] = kb;
+                    sb[a] = ib;
+                    sa[b] = ka;
+                    sb[b] = ia;
+                }
+            }
+            workgroupBarrier();
+        }
+    }
+    if (lid < CAND) {
+        let w = cand_at(r, c * CAND + lid);
+        cands[w] = sa[lid];
+        cands[w + 1u] = sb[lid];
+    }
+    if (lid == 0u) {
+        scratch[part(r, c, P_EXCL)] = sa[CAND];
+    }
+}

@@ -1,0 +1,279 @@
+//! The two ways the GPU's `finish` pass settles min-p, top-k and top-p:
+//! from the chunks' candidates (the fast path), or by reading the row again
+//! when the candidates cannot be proven complete (the slow path). Each test
+//! builds rows that must take a given path, asserts through
+//! `GpuSampler::last_step_paths` that it was taken, and checks every token
+//! against the CPU backend (SPEC.md: same token, knife edges only).
+
+mod oracle;
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use wgsample::gpu::{GpuContext, GpuSampler, INSTALL_HINT, RowPath, SamplerConfig, open_device};
+use wgsample::{CpuSampler, Logits, RowState, SamplingParams, Status};
+
+fn ctx() -> GpuContext {
+    open_device().unwrap_or_else(|e| {
+        panic!("GPU tests need a wgpu adapter: {e}. To get one, {INSTALL_HINT}")
+    })
+}
+
+fn normal(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            let u1: f32 = rng.random_range(1e-7..1.0);
+            let u2: f32 = rng.random();
+            scale * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+        })
+        .collect()
+}
+
+/// Samples the `[B, v]` rows `x` with `params` for `steps` steps on both
+/// backends (state carried over on each), checks every token, and returns
+/// the GPU's paths of the last step.
+fn run(
+    v: usize,
+    x: &[f32],
+    params: &[SamplingParams],
+    states: &[RowState],
+    steps: usize,
+    what: &str,
+) -> Vec<RowPath> {
+    let b = params.len();
+    let mut s = GpuSampler::new(&ctx(), SamplerConfig::new(b as u32, v as u32)).unwrap();
+    let mut cpu = CpuSampler::new();
+    let mut cstates = states.to_vec();
+    for r in 0..b {
+        s.set_params(r, &params[r]).unwrap();
+        s.set_state(r, &states[r]).unwrap();
+    }
+    let mut paths = Vec::new();
+    for step in 0..steps {
+        let before = cstates.clone();
+        let g = s.sample_host(Logits::F32(x), b as u32).unwrap();
+        let c = cpu.sample(Logits::F32(x), v, params, &mut cstates).unwrap();
+        paths = s.last_step_paths(b as u32).unwrap();
+        for r in 0..b {
+            if g[r].token == c[r].token && g[r].status == c[r].status {
+                continue;
+            }
+            let row = &x[r * v..(r + 1) * v];
+            let want = oracle::oracle_row(
+                row,
+                &params[r],
+                &oracle::OracleState::from_row_state(&before[r]),
+            );
+            assert!(
+                g[r].status == c[r].status && want.knife(),
+                "{what} step {step} row {r} ({:?} path): gpu {:?} cpu {:?} oracle {} params {:?}",
+                paths[r],
+                g[r],
+                c[r],
+                want.token,
+                params[r]
+            );
+        }
+    }
+    paths
+}
+
+fn p(seed: u64) -> SamplingParams {
+    SamplingParams {
+        seed,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn typical_rows_take_the_candidate_path() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let v = 128_256;
+    let x = normal(&mut rng, 3 * v, 3.0);
+    let params = [
+        SamplingParams {
+            top_k: 50,
+            top_p: 0.9,
+            temperature: 0.8,
+            ..p(1)
+        },
+        SamplingParams {
+            min_p: 0.05,
+            ..p(2)
+        },
+        SamplingParams { top_k: 64, ..p(3) },
+    ];
+    let states = vec![RowState::default(); 3];
+    let paths = run(v, &x, &params, &states, 3, "typical");
+    assert_eq!(paths, [RowPath::Candidates; 3]);
+}
+
+#[test]
+fn flat_rows_and_wide_filters_take_the_full_row_path() {
+    let mut rng = StdRng::seed_from_u64(2);
+    let v = 20_000; // not a multiple of the 1024-logit chunk
+    let mut x = vec![0.0f32; 5 * v];
+    // Row 0: flat (tiny noise), top-p 0.999. Row 1: flat, min-p 0.001.
+    // Row 2: random, top-k 5000 (above the 64 candidates per chunk).
+    // Row 3: all equal, top-k 10 (ties across every chunk's cut).
+    // Row 4: flat, min-p 0.01 + top-p 0.95 (top-p's normaliser needs the
+    // min-p survivors, not all among the candidates).
+    for (i, y) in normal(&mut rng, v, 1e-3).into_iter().enumerate() {
+        x[i] = y;
+        x[v + i] = -y;
+        x[4 * v + i] = 2.0 * y;
+    }
+    x[2 * v..3 * v].copy_from_slice(&normal(&mut rng, v, 2.0));
+    x[3 * v..4 * v].fill(1.5);
+    let params = [
+        SamplingParams {
+            top_p: 0.999,
+            ..p(4)
+        },
+        SamplingParams {
+            min_p: 0.001,
+            ..p(5)
+        },
+        SamplingParams {
+            top_k: 5000,
+            ..p(6)
+        },
+        SamplingParams { top_k: 10, ..p(7) },
+        SamplingParams {
+            min_p: 0.01,
+            top_p: 0.95,
+            ..p(8)
+        },
+    ];
+    let states = vec![RowState::default(); 5];
+    let paths = run(v, &x, &params, &states, 2, "flat");
+    assert_eq!(paths, [RowPath::FullRow; 5]);
+}
+
+#[test]
+fn ties_across_chunk_boundaries_and_candidate_capacity() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let v = 4096 + 77;
+    let mut rows = Vec::new();
+    let mut params = Vec::new();
+    let mut want = Vec::new();
+    // A run of 12 equal maxima straddling the boundary of chunks 0 and 1:
+    // top-k 5 keeps all 12 (ties kept), every one a candidate of its chunk.
+    let mut a = normal(&mut rng, v, 1.0);
+    a[1018..1030].fill(9.0);
+    rows.push(a);
+    params.push(SamplingParams { top_k: 5, ..p(9) });
+    want.push(RowPath::Candidates);
+    // Chunk 0 holds exactly 64 finite logits, the row's largest: nothing
+    // is left out of chunk 0, and top-k 64 is settled on candidates.
+    let mut b = vec![f32::NEG_INFINITY; v];
+    for (i, y) in normal(&mut rng, 64, 1.0).into_iter().enumerate() {
+        b[i * 16] = 20.0 + y;
+    }
+    for (i, y) in normal(&mut rng, v - 1024, 1.0).into_iter().enumerate() {
+        b[1024 + i] = y;
+    }
+    rows.push(b.clone());
+    params.push(SamplingParams { top_k: 64, ..p(10) });
+    want.push(RowPath::Candidates);
+    // The same with a 65th finite logit in chunk 0, tied with its 64th:
+    // the tie crosses the candidates' cut, top-k 64 needs the row.
+    let mut c = b.clone();
+    let mut kept: Vec<(f32, usize)> = (0..64).map(|i| (c[i * 16], i * 16)).collect();
+    kept.sort_by(|x, y| x.0.total_cmp(&y.0));
+    c[1001] = kept[0].0;
+    rows.push(c);
+    params.push(SamplingParams { top_k: 64, ..p(11) });
+    want.push(RowPath::FullRow);
+    // Ties at the top-p cut straddling a chunk boundary.
+    let mut d = normal(&mut rng, v, 0.5);
+    d[2040..2056].fill(4.0);
+    rows.push(d);
+    params.push(SamplingParams {
+        top_p: 0.1,
+        ..p(12)
+    });
+    want.push(RowPath::Candidates);
+    let x: Vec<f32> = rows.concat();
+    let states = vec![RowState::default(); params.len()];
+    let paths = run(v, &x, &params, &states, 4, "ties");
+    assert_eq!(paths, want);
+}
+
+#[test]
+fn penalties_and_bias_on_tokens_at_chunk_edges() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let v = 3 * 1024 + 5;
+    let edges = [0u32, 1023, 1024, 2047, 2048, 3071, 3072, v as u32 - 1];
+    let mut x = normal(&mut rng, 2 * v, 1.0);
+    for &t in &edges {
+        x[t as usize] = 6.0;
+        x[v + t as usize] = 6.0;
+    }
+    let base = SamplingParams {
+        repetition_penalty: 1.7,
+        frequency_penalty: 0.4,
+        presence_penalty: 0.3,
+        logit_bias: vec![(1023, 2.0), (3072, -1.0), (v as u32 - 1, 3.0)],
+        banned_tokens: vec![1024],
+        eos_token_ids: vec![2047],
+        min_new_tokens: 3,
+        ..p(13)
+    };
+    let params = [
+        SamplingParams {
+            top_k: 4,
+            ..base.clone()
+        },
+        SamplingParams {
+            temperature: 0.0,
+            ..base
+        },
+    ];
+    let st = RowState::with_output(&[0, 2048], &[3071, 3071, 0]);
+    let paths = run(v, &x, &params, &[st.clone(), st], 12, "edges");
+    assert_eq!(paths[0], RowPath::Candidates);
+    assert_eq!(paths[1], RowPath::NoSelection);
+}
+
+#[test]
+fn vocabulary_of_one_and_of_two_to_the_eighteen() {
+    // V = 1: every configuration gives token 0 (or its status).
+    let one = [0.5f32, f32::NEG_INFINITY, 3.0];
+    let params = [
+        SamplingParams { top_k: 1, ..p(14) },
+        SamplingParams {
+            top_p: 0.5,
+            ..p(15)
+        },
+        SamplingParams {
+            min_p: 0.9,
+            temperature: 0.0,
+            ..p(16)
+        },
+    ];
+    run(1, &one, &params, &vec![RowState::default(); 3], 3, "V=1");
+    let mut s = GpuSampler::new(&ctx(), SamplerConfig::new(3, 1)).unwrap();
+    for (r, q) in params.iter().enumerate() {
+        s.set_params(r, q).unwrap();
+    }
+    let out = s.sample_host(Logits::F32(&one), 3).unwrap();
+    assert_eq!(out[0].token, 0);
+    assert_eq!(out[1].status, Status::NoCandidates);
+    assert_eq!(out[2].token, 0);
+
+    let mut rng = StdRng::seed_from_u64(5);
+    let v = 1 << 18;
+    let x = normal(&mut rng, 2 * v, 2.0);
+    let params = [
+        SamplingParams {
+            top_k: 40,
+            top_p: 0.8,
+            ..p(17)
+        },
+        SamplingParams {
+            top_k: 20_000,
+            ..p(18)
+        },
+    ];
+    let paths = run(v, &x, &params, &vec![RowState::default(); 2], 2, "V=2^18");
+    assert_eq!(paths, [RowPath::Candidates, RowPath::FullRow]);
+}
