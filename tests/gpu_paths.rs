@@ -277,3 +277,54 @@ fn vocabulary_of_one_and_of_two_to_the_eighteen() {
     let paths = run(v, &x, &params, &vec![RowState::default(); 2], 2, "V=2^18");
     assert_eq!(paths, [RowPath::Candidates, RowPath::FullRow]);
 }
+
+#[test]
+fn a_large_batch_without_penalties_fits_under_webgpu_default_limits() {
+    // WebGPU's default limits: a 128 MiB storage binding. Token counts for
+    // 4096 rows x 4096 tokens (134 MB) do not fit, so this sampler keeps
+    // only each row's length and step: fine without penalties, and
+    // penalties are refused with the limit named (not a device error).
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .unwrap_or_else(|e| panic!("no adapter ({e}); {INSTALL_HINT}"));
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        required_limits: wgpu::Limits::default(),
+        ..Default::default()
+    }))
+    .unwrap();
+    assert_eq!(device.limits().max_storage_buffer_binding_size, 128 << 20);
+    let ctx = GpuContext::from_device(device, queue);
+    let (b, v) = (4096usize, 64usize);
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(b as u32, v as u32)).unwrap();
+    let mut rng = StdRng::seed_from_u64(6);
+    let x = normal(&mut rng, b * v, 2.0);
+    let params: Vec<SamplingParams> = (0..b)
+        .map(|r| SamplingParams {
+            top_k: [0, 5][r % 2],
+            ..p(r as u64)
+        })
+        .collect();
+    for (r, q) in params.iter().enumerate() {
+        s.set_params(r, q).unwrap();
+    }
+    let mut cpu = CpuSampler::new();
+    let mut states = vec![RowState::default(); b];
+    for _ in 0..2 {
+        let g = s.sample_host(Logits::F32(&x), b as u32).unwrap();
+        let c = cpu
+            .sample(Logits::F32(&x), v, &params, &mut states)
+            .unwrap();
+        let tg: Vec<u32> = g.iter().map(|o| o.token).collect();
+        let tc: Vec<u32> = c.iter().map(|o| o.token).collect();
+        assert_eq!(tg, tc);
+    }
+    let pen = SamplingParams {
+        frequency_penalty: 0.5,
+        ..p(1)
+    };
+    let e = s.set_params(0, &pen).unwrap_err().to_string();
+    assert!(e.contains("max_storage_buffer_binding_size"), "{e}");
+    assert!(s.read_state(0).is_err());
+}

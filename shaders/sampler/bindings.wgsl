@@ -20,7 +20,7 @@ struct Dims {
     vocab: u32,
     chunks: u32,      // workgroups per row of the dense pass
     dtype: u32,       // 0 f32, 1 f16, 2 bf16
-    reserved: u32,
+    counts_on: u32,   // 1 when the state holds the seen lists and counts
     cap: u32,         // seen-list capacity per row
     logits_off: u32,  // element offset of row 0 inside the logits binding
     max_batch: u32,

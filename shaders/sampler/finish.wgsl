@@ -223,7 +223,7 @@ fn finish_row(r: u32, lid: u32, tok: u32, status: u32, rmax: f32, rsum: f32) {
         atomicStore(&wg_found, NONE);
     }
     workgroupBarrier();
-    if (status == ST_OK) {
+    if (status == ST_OK && dims.counts_on != 0u) {
         let len = state[st_seen_len(r)];
         for (var k = lid; k < len; k += WG) {
             if (state[st_seen_tok(r, k)] == tok) {
@@ -250,7 +250,9 @@ fn finish_row(r: u32, lid: u32, tok: u32, status: u32, rmax: f32, rsum: f32) {
                 state[st_step_hi(r)] += 1u;
             }
             let f = atomicLoad(&wg_found);
-            if (f != NONE) {
+            if (dims.counts_on == 0u) {
+                // Only n and the step are kept (no row has penalties).
+            } else if (f != NONE) {
                 state[st_seen_cnt(r, f)] += 1u;
             } else {
                 let len = state[st_seen_len(r)];

@@ -420,15 +420,19 @@ fn sample_gpu(
     let v = u32::try_from(batch.vocab)
         .map_err(|_| Failure::usage(format!("vocab {} is too large", batch.vocab)))?;
     let mut cfg = SamplerConfig::new(b, v);
-    cfg.max_seen_tokens = cfg.max_seen_tokens.max(
-        steps.saturating_add(
-            states
-                .iter()
-                .map(|s| s.output_counts().count() as u32)
-                .max()
-                .unwrap_or(0),
-        ),
-    );
+    // Token counts are needed only by rows with penalties: size the lists
+    // from --steps only then, so a large batch without penalties fits.
+    if params.iter().any(|p| p.penalties_active()) {
+        cfg.max_seen_tokens = cfg.max_seen_tokens.max(
+            steps.saturating_add(
+                states
+                    .iter()
+                    .map(|s| s.output_counts().count() as u32)
+                    .max()
+                    .unwrap_or(0),
+            ),
+        );
+    }
     let mut sampler = GpuSampler::new(&ctx, cfg)?;
     for (r, (p, s)) in params.iter().zip(&states).enumerate() {
         sampler.set_params(r, p)?;

@@ -400,12 +400,15 @@ pub fn generate(
                 .max()
                 .unwrap_or(0);
             let mut cfg = SamplerConfig::new(batch, v);
-            cfg.max_seen_tokens = cfg.max_seen_tokens.max(
-                spec.criteria
-                    .max_new_tokens
-                    .saturating_add(seen)
-                    .saturating_add(1),
-            );
+            // Token counts matter only to rows with penalties.
+            if spec.params.iter().any(|p| p.penalties_active()) {
+                cfg.max_seen_tokens = cfg.max_seen_tokens.max(
+                    spec.criteria
+                        .max_new_tokens
+                        .saturating_add(seen)
+                        .saturating_add(1),
+                );
+            }
             let mut sampler = GpuSampler::new(ctx, cfg)?;
             decode_gpu(
                 &mut sampler,

@@ -199,7 +199,7 @@ struct Dims {
     vocab: u32,
     chunks: u32,
     dtype: u32,
-    reserved: u32,
+    counts_on: u32,
     cap: u32,
     logits_off: u32,
     max_batch: u32,
@@ -288,6 +288,8 @@ pub struct GpuSampler {
     dirty: bool,
     last_batch: u32,
     last_dims: Option<Dims>,
+    /// Whether the state buffer holds every row's token counts.
+    counts_on: bool,
     /// Writes waiting for the next [`GpuSampler::record`], which records
     /// them into the caller's encoder ahead of its passes.
     pending: Vec<(Dst, u64, Vec<u8>)>,
@@ -343,8 +345,17 @@ impl GpuSampler {
         }
         let b = u64::from(cfg.max_batch);
         let cap = u64::from(cfg.max_seen_tokens.max(1));
+        // The token counts (what penalties need) are kept for every row when
+        // they fit in one binding; a larger batch keeps only n and the step,
+        // and refuses penalties with the limit named.
+        let state_full = (b * 4 + 2 * b * cap) * 4;
+        let counts_on = state_full <= limits.max_storage_buffer_binding_size
+            && state_full <= limits.max_buffer_size;
         let sizes = [
-            ("the per-row state", (b * 4 + 2 * b * cap) * 4),
+            (
+                "the per-row state",
+                if counts_on { state_full } else { b * 16 },
+            ),
             (
                 "the scratch buffer",
                 (b * ROW_WORDS + b * u64::from(chunks) * PART_WORDS) * 4,
@@ -427,6 +438,7 @@ impl GpuSampler {
                 dirty: true,
                 last_batch: 0,
                 last_dims: None,
+                counts_on,
                 pending: Vec::new(),
             };
             Ok(sampler)
@@ -448,6 +460,9 @@ impl GpuSampler {
     pub fn set_params(&mut self, row: usize, params: &SamplingParams) -> Result<()> {
         self.check_row(row)?;
         params.validate(row, self.cfg.vocab as usize)?;
+        if params.penalties_active() && !self.counts_on {
+            return Err(self.counts_error(row));
+        }
         if params.penalties_active() && self.steps_bound[row] >= u64::from(self.cfg.max_seen_tokens)
         {
             return Err(self.capacity_error(row));
@@ -481,7 +496,7 @@ impl GpuSampler {
             seen.len() as u32,
         ];
         self.stage(Dst::State, r * 16, bytemuck::cast_slice(&header));
-        if !seen.is_empty() {
+        if !seen.is_empty() && self.counts_on {
             let toks: Vec<u32> = seen.iter().map(|s| s.0).collect();
             let cnts: Vec<u32> = seen.iter().map(|s| s.1).collect();
             self.stage(
@@ -554,6 +569,19 @@ impl GpuSampler {
             )));
         }
         Ok(())
+    }
+
+    fn counts_error(&self, row: usize) -> Error {
+        let c = &self.cfg;
+        Error::Gpu(format!(
+            "row {row}: penalties need every row's token counts on the device, \
+             max_batch ({}) x max_seen_tokens ({}) x 8 bytes, more than this device's \
+             max_storage_buffer_binding_size ({}); this sampler keeps only each row's \
+             length and step. Lower max_batch or max_seen_tokens",
+            c.max_batch,
+            c.max_seen_tokens,
+            self.ctx.device.limits().max_storage_buffer_binding_size
+        ))
     }
 
     fn capacity_error(&self, row: usize) -> Error {
@@ -812,7 +840,7 @@ impl GpuSampler {
             vocab: self.cfg.vocab,
             chunks: self.chunks,
             dtype: dtype.code(),
-            reserved: 0,
+            counts_on: u32::from(self.counts_on),
             cap: self.cfg.max_seen_tokens,
             logits_off: base,
             max_batch: self.cfg.max_batch,
@@ -1059,8 +1087,21 @@ impl GpuSampler {
 
     /// Reads row `row`'s decode state back from the device (prompt from
     /// the host copy; counts, generated length and step from the GPU).
+    ///
+    /// Errors: `row` out of range, or a sampler too large to keep token
+    /// counts (`max_batch x max_seen_tokens x 8` bytes above the device's
+    /// `max_storage_buffer_binding_size`; such a sampler refuses penalties
+    /// and keeps only each row's length and step).
     pub fn read_state(&self, row: usize) -> Result<RowState> {
         self.check_row(row)?;
+        if !self.counts_on {
+            return Err(Error::Gpu(format!(
+                "row {row}: this sampler keeps no token counts (max_batch {} x \
+                 max_seen_tokens {} x 8 bytes is above the device's \
+                 max_storage_buffer_binding_size), so its state cannot be read back",
+                self.cfg.max_batch, self.cfg.max_seen_tokens
+            )));
+        }
         let device = &self.ctx.device;
         let size = self.state_buf.size();
         let bytes = scoped(device, "reading the row state", || {
