@@ -328,3 +328,59 @@ fn a_large_batch_without_penalties_fits_under_webgpu_default_limits() {
     assert!(e.contains("max_storage_buffer_binding_size"), "{e}");
     assert!(s.read_state(0).is_err());
 }
+
+#[test]
+fn the_cached_bind_group_follows_the_logits_buffer_offset_and_params() {
+    // record reuses its bind group while the logits binding and the
+    // sampler's buffers stay the same: switching buffers, offsets and
+    // parameters (which may grow the sampler's buffers) must each take
+    // effect on the very next record.
+    use wgpu::util::DeviceExt as _;
+    let ctx = ctx();
+    let v = 3000usize;
+    let mut rng = StdRng::seed_from_u64(7);
+    let a = normal(&mut rng, 2 * v, 2.0);
+    let b = normal(&mut rng, 2 * v, 2.0);
+    let buf = |x: &[f32]| {
+        ctx.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: bytemuck::cast_slice(x),
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    };
+    let (ba, bb) = (buf(&a), buf(&b));
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(1, v as u32)).unwrap();
+    let mut cpu = CpuSampler::new();
+    let greedy = SamplingParams::greedy();
+    let banned = SamplingParams {
+        banned_tokens: (0..400).collect(),
+        logit_bias: (400..700).map(|t| (t, 0.5)).collect(),
+        top_k: 3,
+        ..p(3)
+    };
+    let plan = [
+        (&ba, &a, 0usize, &greedy),
+        (&bb, &b, 0, &greedy),
+        (&bb, &b, 1, &greedy),
+        (&ba, &a, 1, &banned),
+        (&ba, &a, 0, &banned),
+        (&bb, &b, 0, &greedy),
+    ];
+    let mut st = RowState::default();
+    for (i, (gbuf, host, row, q)) in plan.into_iter().enumerate() {
+        s.set_params(0, q).unwrap();
+        let g = s
+            .sample(gbuf, (row * v * 4) as u64, wgsample::gpu::DType::F32, 1)
+            .unwrap();
+        let c = cpu
+            .sample(
+                Logits::F32(&host[row * v..(row + 1) * v]),
+                v,
+                std::slice::from_ref(q),
+                std::slice::from_mut(&mut st),
+            )
+            .unwrap();
+        assert_eq!(g[0].token, c[0].token, "record {i}");
+    }
+}

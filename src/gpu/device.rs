@@ -390,17 +390,63 @@ pub(crate) fn storage_buffer(
 /// and returns the bytes. Call inside [`scoped`].
 pub(crate) fn submit_and_read(
     ctx: &GpuContext,
-    mut encoder: wgpu::CommandEncoder,
+    encoder: wgpu::CommandEncoder,
     src: &wgpu::Buffer,
     size: u64,
 ) -> Result<Vec<u8>> {
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("wgsample readback"),
-        size,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+    Readback::default().submit_and_read(ctx, encoder, src, size)
+}
+
+/// A `MAP_READ` staging buffer kept between read-backs (created on the
+/// first, grown when a read needs more), so a decode loop that reads its
+/// tokens every step allocates nothing per step. The lock serialises
+/// read-backs through one instance.
+#[derive(Debug, Default)]
+pub(crate) struct Readback {
+    buf: std::sync::Mutex<Option<wgpu::Buffer>>,
+}
+
+impl Readback {
+    /// Copies the first `size` bytes of `src` into the staging buffer at
+    /// the end of `encoder`, submits it, waits, and returns the bytes.
+    pub(crate) fn submit_and_read(
+        &self,
+        ctx: &GpuContext,
+        mut encoder: wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        size: u64,
+    ) -> Result<Vec<u8>> {
+        let mut slot = self
+            .buf
+            .lock()
+            .map_err(|_| Error::Gpu("a read-back panicked earlier".into()))?;
+        if slot.as_ref().is_none_or(|b| b.size() < size) {
+            *slot = Some(ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgsample readback"),
+                size: size.max(16).next_power_of_two(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let staging = slot.as_ref().expect("set above");
+        encoder.copy_buffer_to_buffer(src, 0, staging, 0, size);
+        let r = submit_and_map(ctx, encoder, staging, size);
+        if r.is_err() {
+            // It may be left mapped: start afresh next time.
+            *slot = None;
+        }
+        r
+    }
+}
+
+/// Submits `encoder` (which ends with a copy into `staging`), maps the
+/// first `size` bytes of `staging`, and returns them.
+fn submit_and_map(
+    ctx: &GpuContext,
+    encoder: wgpu::CommandEncoder,
+    staging: &wgpu::Buffer,
+    size: u64,
+) -> Result<Vec<u8>> {
     ctx.queue.submit([encoder.finish()]);
 
     let (tx, rx) = mpsc::channel();

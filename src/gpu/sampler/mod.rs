@@ -80,8 +80,8 @@ mod plan;
 pub use plan::{Plan, PlannedDispatch};
 
 use super::device::{
-    GpuContext, buffer_entry, check_binding_size, check_buffer_size, scoped, storage_buffer,
-    submit_and_read,
+    GpuContext, Readback, buffer_entry, check_binding_size, check_buffer_size, scoped,
+    storage_buffer, submit_and_read,
 };
 use crate::params::allowed_mask;
 use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status};
@@ -290,9 +290,26 @@ pub struct GpuSampler {
     last_dims: Option<Dims>,
     /// Whether the state buffer holds every row's token counts.
     counts_on: bool,
+    /// The bind group of the last record, reused while the logits binding
+    /// (buffer, offset, size) and the sampler's buffers stay the same.
+    bind_cache: Option<BindCache>,
+    /// Bumped whenever one of the sampler's own buffers is replaced.
+    buffers_gen: u64,
+    /// The staging buffer of [`GpuSampler::submit_and_read`], reused.
+    readback: Readback,
     /// Writes waiting for the next [`GpuSampler::record`], which records
     /// them into the caller's encoder ahead of its passes.
     pending: Vec<(Dst, u64, Vec<u8>)>,
+}
+
+/// A bind group and the logits binding it was made for.
+#[derive(Debug)]
+struct BindCache {
+    logits: wgpu::Buffer,
+    offset: u64,
+    size: u64,
+    buffers_gen: u64,
+    group: wgpu::BindGroup,
 }
 
 /// The sampler buffers the host writes to.
@@ -439,6 +456,9 @@ impl GpuSampler {
                 last_batch: 0,
                 last_dims: None,
                 counts_on,
+                bind_cache: None,
+                buffers_gen: 0,
+                readback: Readback::default(),
                 pending: Vec::new(),
             };
             Ok(sampler)
@@ -684,6 +704,7 @@ impl GpuSampler {
                 bytes.next_power_of_two(),
                 wgpu::BufferUsages::empty(),
             );
+            self.buffers_gen += 1;
         }
         let ov_bytes = (ov_words * 4).max(16);
         if ov_bytes > limits.max_storage_buffer_binding_size {
@@ -703,6 +724,7 @@ impl GpuSampler {
                     .min(limits.max_storage_buffer_binding_size),
                 wgpu::BufferUsages::empty(),
             );
+            self.buffers_gen += 1;
         }
         self.stage(Dst::Params, 0, bytemuck::cast_slice(&gpu));
         self.stage(Dst::Lists, 0, bytemuck::cast_slice(&lists));
@@ -833,6 +855,7 @@ impl GpuSampler {
                 bytes,
                 wgpu::BufferUsages::empty(),
             ));
+            self.buffers_gen += 1;
         }
         let base = ((offset - bind_off) / dtype.size()) as u32;
         let dims0 = Dims {
@@ -857,9 +880,48 @@ impl GpuSampler {
         self.last_batch = batch;
         self.encode_pending(encoder);
         self.pending.clear();
-        let cands = self.cand_buf.as_ref().unwrap_or(&self.dummy);
+        let cached = self.bind_cache.as_ref().is_some_and(|c| {
+            c.logits == *logits
+                && c.offset == bind_off
+                && c.size == bind_size
+                && c.buffers_gen == self.buffers_gen
+        });
+        if !cached {
+            let group = scoped(&device, "creating the sampler's bind group", || {
+                Ok(self.bind_group(logits, bind_off, bind_size))
+            })?;
+            self.bind_cache = Some(BindCache {
+                logits: logits.clone(),
+                offset: bind_off,
+                size: bind_size,
+                buffers_gen: self.buffers_gen,
+                group,
+            });
+        }
+        let bg = &self.bind_cache.as_ref().expect("set above").group;
         scoped(&device, "recording the sampling passes", || {
-            let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("wgsample sample"),
+                timestamp_writes: None,
+            });
+            for d in &plan.passes {
+                pass.push_debug_group(&d.label);
+                pass.set_pipeline(&self.pipelines[d.pass]);
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(d.grid[0], d.grid[1], d.grid[2]);
+                pass.pop_debug_group();
+            }
+            Ok(())
+        })
+    }
+
+    /// The bind group of every pass, with rows of `logits` bound at
+    /// `offset` for `size` bytes.
+    fn bind_group(&self, logits: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BindGroup {
+        let cands = self.cand_buf.as_ref().unwrap_or(&self.dummy);
+        self.ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("wgsample sampler"),
                 layout: &self.layout,
                 entries: &[
@@ -875,8 +937,8 @@ impl GpuSampler {
                         binding: 1,
                         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                             buffer: logits,
-                            offset: bind_off,
-                            size: wgpu::BufferSize::new(bind_size),
+                            offset,
+                            size: wgpu::BufferSize::new(size),
                         }),
                     },
                     wgpu::BindGroupEntry {
@@ -908,20 +970,7 @@ impl GpuSampler {
                         resource: self.out_buf.as_entire_binding(),
                     },
                 ],
-            });
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("wgsample sample"),
-                timestamp_writes: None,
-            });
-            for d in &plan.passes {
-                pass.push_debug_group(&d.label);
-                pass.set_pipeline(&self.pipelines[d.pass]);
-                pass.set_bind_group(0, &bg, &[]);
-                pass.dispatch_workgroups(d.grid[0], d.grid[1], d.grid[2]);
-                pass.pop_debug_group();
-            }
-            Ok(())
-        })
+            })
     }
 
     /// The dispatches [`GpuSampler::record`] would record now for rows
@@ -989,7 +1038,8 @@ impl GpuSampler {
     pub fn submit_and_read(&self, encoder: wgpu::CommandEncoder) -> Result<Vec<RowOutput>> {
         let b = self.last_batch;
         let bytes = scoped(&self.ctx.device, "reading the sampled tokens", || {
-            submit_and_read(&self.ctx, encoder, &self.out_buf, u64::from(b) * 12)
+            self.readback
+                .submit_and_read(&self.ctx, encoder, &self.out_buf, u64::from(b) * 12)
         })?;
         decode_outputs(&bytes, b as usize)
     }
