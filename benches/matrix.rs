@@ -45,7 +45,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode};
 use wgpu::util::DeviceExt;
-use wgsample::gpu::{DType, GpuContext, GpuSampler, SamplerConfig};
+use wgsample::gpu::{DType, GpuContext, GpuSampler, LogitsView, SamplerConfig};
 use wgsample::{CpuSampler, Logits, RowState, SamplingParams};
 
 const PATHS: [&str; 4] = ["gpu_ts", "gpu_wall", "cpu_1t", "cpu_all"];
@@ -279,8 +279,16 @@ impl Timer {
     ) -> Duration {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         self.stamp(&mut enc, 0);
-        gpu.record(&mut enc, logits, 0, DType::F32, b)
-            .expect("record");
+        gpu.record(
+            &mut enc,
+            LogitsView {
+                buffer: logits,
+                offset: 0,
+                dtype: DType::F32,
+            },
+            b,
+        )
+        .expect("record");
         self.stamp(&mut enc, 1);
         enc.resolve_query_set(&self.set, 0..2, &self.resolve, 0);
         enc.copy_buffer_to_buffer(&self.resolve, 0, &self.read, 0, 16);
@@ -544,7 +552,14 @@ fn main() {
                     if let Ok(p) = s.plan(b as u32) {
                         plans.insert((b, v, strat.clone()), (p.dispatches(), p.dense_passes()));
                     }
-                    let got = s.sample(buf, 0, DType::F32, b as u32);
+                    let got = s.sample(
+                        LogitsView {
+                            buffer: buf,
+                            offset: 0,
+                            dtype: DType::F32,
+                        },
+                        b as u32,
+                    );
                     let want = cpu1.sample(Logits::F32(&x), v, &ps, &mut states).unwrap();
                     states.clone_from(&fresh);
                     let gpu_ok = got.is_ok();
@@ -596,7 +611,17 @@ fn main() {
                                 let mut total = Duration::ZERO;
                                 for _ in 0..iters {
                                     let t0 = Instant::now();
-                                    black_box(s.sample(buf, 0, DType::F32, b as u32).unwrap());
+                                    black_box(
+                                        s.sample(
+                                            LogitsView {
+                                                buffer: buf,
+                                                offset: 0,
+                                                dtype: DType::F32,
+                                            },
+                                            b as u32,
+                                        )
+                                        .unwrap(),
+                                    );
                                     total += t0.elapsed();
                                     maybe_reset(s);
                                 }

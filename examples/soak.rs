@@ -38,7 +38,7 @@ use std::time::Instant;
 use wgsample::decode::{
     BigramModel, Detokenizer, StepInfo, StopChecker, StopCriteria, StopReason, bigram_logits_cpu,
 };
-use wgsample::gpu::{DType, GpuSampler, SamplerConfig, open_device};
+use wgsample::gpu::{DType, GpuSampler, LogitsView, SamplerConfig, open_device};
 use wgsample::{CpuSampler, Logits, RowOutput, RowState, SamplingParams, Status};
 
 struct Options {
@@ -302,7 +302,15 @@ fn run(o: &Options) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let logits = model.logits();
         sampler
-            .record(&mut enc, logits.buffer, logits.offset, DType::F32, o.batch)
+            .record(
+                &mut enc,
+                LogitsView {
+                    buffer: logits.buffer,
+                    offset: logits.offset,
+                    dtype: DType::F32,
+                },
+                o.batch,
+            )
             .map_err(|e| e.to_string())?;
         let gpu = sampler.submit_and_read(enc).map_err(|e| e.to_string())?;
 

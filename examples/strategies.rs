@@ -10,7 +10,7 @@
 //! loop with the state (token counts, step counter) kept on the device.
 use std::time::Instant;
 use wgpu::util::DeviceExt;
-use wgsample::gpu::{DType, GpuSampler, SamplerConfig, open_device};
+use wgsample::gpu::{DType, GpuSampler, LogitsView, SamplerConfig, open_device};
 use wgsample::{CpuSampler, Logits, RowState, SamplingParams};
 
 fn arg(name: &str, default: usize) -> usize {
@@ -164,10 +164,19 @@ fn main() {
             let t = Instant::now();
             let mut gpu_tokens = vec![Vec::new(); b];
             for _ in 0..steps {
-                let out = s.sample(buf, 0, DType::F32, b as u32).unwrap_or_else(|e| {
-                    eprintln!("error: {e}");
-                    std::process::exit(1)
-                });
+                let out = s
+                    .sample(
+                        LogitsView {
+                            buffer: buf,
+                            offset: 0,
+                            dtype: DType::F32,
+                        },
+                        b as u32,
+                    )
+                    .unwrap_or_else(|e| {
+                        eprintln!("error: {e}");
+                        std::process::exit(1)
+                    });
                 for (r, o) in out.iter().enumerate() {
                     gpu_tokens[r].push(o.token);
                 }

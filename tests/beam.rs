@@ -699,14 +699,14 @@ fn gpu_step_reads_logits_in_place() {
     });
     ctx.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&data));
     let mut step = GpuBeamStep::new(ctx, g as u32, b as u32, v as u32, k as u32).unwrap();
-    let got = step.step(&buf, (pad * 4) as u64, &scores).unwrap();
+    let got = step.step(view(&buf, (pad * 4) as u64), &scores).unwrap();
     let want = cpu_step(&logits, &scores, b, v, k).unwrap();
     same_candidates(&got, &want, "logits at byte offset 28");
     // Recording into the caller's encoder, then reading back.
     let mut enc = ctx
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-    step.record(&mut enc, &buf, (pad * 4) as u64, &scores)
+    step.record(&mut enc, view(&buf, (pad * 4) as u64), &scores)
         .unwrap();
     same_candidates(&step.submit_and_read(enc).unwrap(), &want, "record");
     // Errors: no STORAGE usage, a block past the end, an odd offset.
@@ -716,12 +716,15 @@ fn gpu_step_reads_logits_in_place() {
         usage: wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    assert!(step.step(&plain, 0, &scores).is_err());
-    assert!(step.step(&buf, ((pad + 4) * 4) as u64, &scores).is_err());
-    assert!(step.step(&buf, 2, &scores).is_err());
+    assert!(step.step(view(&plain, 0), &scores).is_err());
+    assert!(
+        step.step(view(&buf, ((pad + 4) * 4) as u64), &scores)
+            .is_err()
+    );
+    assert!(step.step(view(&buf, 2), &scores).is_err());
     // Still usable afterwards.
     same_candidates(
-        &step.step(&buf, (pad * 4) as u64, &scores).unwrap(),
+        &step.step(view(&buf, (pad * 4) as u64), &scores).unwrap(),
         &want,
         "after errors",
     );
@@ -976,4 +979,13 @@ fn huge_beam_counts_and_out_of_range_groups_are_errors() {
     assert!(s.beam_tokens(5, 0).is_err() && s.beam_tokens(0, 2).is_err());
     assert!(!s.group_done(0).unwrap());
     assert!(s.finished(0).unwrap().is_empty());
+}
+
+/// f32 logits at byte `offset` of `buffer`.
+fn view(buffer: &wgpu::Buffer, offset: u64) -> wgsample::gpu::LogitsView<'_> {
+    wgsample::gpu::LogitsView {
+        buffer,
+        offset,
+        dtype: wgsample::gpu::DType::F32,
+    }
 }

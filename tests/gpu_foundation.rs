@@ -549,8 +549,7 @@ fn record_into_caller_encoder_at_unaligned_offset() {
         pipe.record(
             &ctx.device,
             &mut encoder,
-            &buf,
-            lead as u64 * 4,
+            view(&buf, lead as u64 * 4),
             batch as u32,
             vocab as u32,
             &out,
@@ -600,48 +599,49 @@ fn bad_shapes_and_buffers_are_errors_not_panics() {
     let shape = |r: wgsample::Result<()>| matches!(r, Err(Error::Shape(_)));
     let any_err = |r: wgsample::Result<()>| r.is_err();
     assert!(
-        shape(pipe.record(dev, &mut enc, &logits, 0, 0, 8, &out)),
+        shape(pipe.record(dev, &mut enc, view(&logits, 0), 0, 8, &out)),
         "batch 0"
     );
     assert!(
-        shape(pipe.record(dev, &mut enc, &logits, 0, 8, 0, &out)),
+        shape(pipe.record(dev, &mut enc, view(&logits, 0), 8, 0, &out)),
         "vocab 0"
     );
     assert!(
-        shape(pipe.record(dev, &mut enc, &logits, 0, 8, 9, &out)),
+        shape(pipe.record(dev, &mut enc, view(&logits, 0), 8, 9, &out)),
         "too small"
     );
     assert!(
-        shape(pipe.record(dev, &mut enc, &logits, 4, 8, 8, &out)),
+        shape(pipe.record(dev, &mut enc, view(&logits, 4), 8, 8, &out)),
         "offset past end"
     );
     assert!(
-        shape(pipe.record(dev, &mut enc, &logits, 2, 1, 8, &out)),
+        shape(pipe.record(dev, &mut enc, view(&logits, 2), 1, 8, &out)),
         "offset % 4"
     );
     assert!(
-        any_err(pipe.record(dev, &mut enc, &no_storage, 0, 8, 8, &out)),
+        any_err(pipe.record(dev, &mut enc, view(&no_storage, 0), 8, 8, &out)),
         "no STORAGE"
     );
     assert!(
-        shape(pipe.record(dev, &mut enc, &logits, 0, 8, 8, &small_out)),
+        shape(pipe.record(dev, &mut enc, view(&logits, 0), 8, 8, &small_out)),
         "small out"
     );
     assert!(
-        any_err(pipe.record(dev, &mut enc, &logits, 0, 8, 8, &out_no_storage)),
+        any_err(pipe.record(dev, &mut enc, view(&logits, 0), 8, 8, &out_no_storage)),
         "out usage"
     );
     assert!(
-        shape(pipe.record(dev, &mut enc, &logits, 0, 1, 8, &logits)),
+        shape(pipe.record(dev, &mut enc, view(&logits, 0), 1, 8, &logits)),
         "same buffer"
     );
     assert!(
-        any_err(pipe.record(dev, &mut enc, &logits, 0, u32::MAX, u32::MAX, &out)),
+        any_err(pipe.record(dev, &mut enc, view(&logits, 0), u32::MAX, u32::MAX, &out)),
         "huge shape"
     );
 
     // Nothing was recorded: the encoder is still good for a valid pass.
-    pipe.record(dev, &mut enc, &logits, 0, 8, 8, &out).unwrap();
+    pipe.record(dev, &mut enc, view(&logits, 0), 8, 8, &out)
+        .unwrap();
     let got = read_outputs(ctx, enc, &out, 8, 8);
     assert!(got.iter().all(|o| o.token == 0 && o.status == Status::Ok));
 
@@ -670,4 +670,13 @@ fn describe_names_adapter_and_backend() {
     let d = c.describe();
     assert!(d.contains(&c.adapter_info.name), "{d}");
     assert!(d.contains(c.adapter_info.backend.to_str()), "{d}");
+}
+
+/// f32 logits at byte `offset` of `buffer`.
+fn view(buffer: &wgpu::Buffer, offset: u64) -> wgsample::gpu::LogitsView<'_> {
+    wgsample::gpu::LogitsView {
+        buffer,
+        offset,
+        dtype: wgsample::gpu::DType::F32,
+    }
 }

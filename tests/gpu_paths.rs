@@ -371,7 +371,14 @@ fn the_cached_bind_group_follows_the_logits_buffer_offset_and_params() {
     for (i, (gbuf, host, row, q)) in plan.into_iter().enumerate() {
         s.set_params(0, q).unwrap();
         let g = s
-            .sample(gbuf, (row * v * 4) as u64, wgsample::gpu::DType::F32, 1)
+            .sample(
+                wgsample::gpu::LogitsView {
+                    buffer: gbuf,
+                    offset: (row * v * 4) as u64,
+                    dtype: wgsample::gpu::DType::F32,
+                },
+                1,
+            )
             .unwrap();
         let c = cpu
             .sample(

@@ -6,7 +6,9 @@
 mod oracle;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use wgsample::gpu::{DType, GpuContext, GpuSampler, INSTALL_HINT, SamplerConfig, open_device};
+use wgsample::gpu::{
+    DType, GpuContext, GpuSampler, INSTALL_HINT, LogitsView, SamplerConfig, open_device,
+};
 use wgsample::{CpuSampler, Error, Logits, NO_TOKEN, RowOutput, RowState, SamplingParams, Status};
 
 fn ctx() -> GpuContext {
@@ -540,17 +542,62 @@ fn bad_input_is_an_error_before_dispatch() {
         })
     };
     let small = mk(4 * 1000 * 2 - 4, wgpu::BufferUsages::STORAGE);
-    let e = s.sample(&small, 0, DType::F32, 2).unwrap_err();
+    let e = s
+        .sample(
+            LogitsView {
+                buffer: &small,
+                offset: 0,
+                dtype: DType::F32,
+            },
+            2,
+        )
+        .unwrap_err();
     assert!(e.to_string().contains("need"), "{e}");
     let no_storage = mk(4 * 4000, wgpu::BufferUsages::COPY_DST);
-    let e = s.sample(&no_storage, 0, DType::F32, 1).unwrap_err();
+    let e = s
+        .sample(
+            LogitsView {
+                buffer: &no_storage,
+                offset: 0,
+                dtype: DType::F32,
+            },
+            1,
+        )
+        .unwrap_err();
     assert!(e.to_string().contains("STORAGE"), "{e}");
     let ok = mk(4 * 4000, wgpu::BufferUsages::STORAGE);
-    let e = s.sample(&ok, 0, DType::F32, 5).unwrap_err();
+    let e = s
+        .sample(
+            LogitsView {
+                buffer: &ok,
+                offset: 0,
+                dtype: DType::F32,
+            },
+            5,
+        )
+        .unwrap_err();
     assert!(e.to_string().contains("max_batch"), "{e}");
-    let e = s.sample(&ok, 2, DType::F32, 1).unwrap_err();
+    let e = s
+        .sample(
+            LogitsView {
+                buffer: &ok,
+                offset: 2,
+                dtype: DType::F32,
+            },
+            1,
+        )
+        .unwrap_err();
     assert!(e.to_string().contains("multiple of 4"), "{e}");
-    let e = s.sample(&ok, 0, DType::F32, 0).unwrap_err();
+    let e = s
+        .sample(
+            LogitsView {
+                buffer: &ok,
+                offset: 0,
+                dtype: DType::F32,
+            },
+            0,
+        )
+        .unwrap_err();
     assert!(matches!(e, Error::Shape(_)), "{e}");
     assert!(s.set_params(4, &SamplingParams::default()).is_err());
     assert!(
@@ -584,7 +631,16 @@ fn bad_input_is_an_error_before_dispatch() {
         },
     );
     s.set_params(0, &SamplingParams::greedy()).unwrap();
-    let o = s.sample(&buf, 4 * 1000 + 4 * 7, DType::F32, 1).unwrap();
+    let o = s
+        .sample(
+            LogitsView {
+                buffer: &buf,
+                offset: 4 * 1000 + 4 * 7,
+                dtype: DType::F32,
+            },
+            1,
+        )
+        .unwrap();
     let want = (1007..2007)
         .max_by(|&a, &b| x[a].total_cmp(&x[b]).then(b.cmp(&a)))
         .unwrap()
@@ -938,7 +994,16 @@ fn two_records_before_one_submit_each_use_their_own_params_and_state() {
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     // 1: greedy: the argmax, token 15.
     s.set_params(0, &SamplingParams::greedy()).unwrap();
-    s.record(&mut enc, &logits, 0, DType::F32, 1).unwrap();
+    s.record(
+        &mut enc,
+        LogitsView {
+            buffer: &logits,
+            offset: 0,
+            dtype: DType::F32,
+        },
+        1,
+    )
+    .unwrap();
     enc.copy_buffer_to_buffer(s.output_buffer(), 0, &first, 0, 12);
     // 2: greedy with tokens 8..16 banned and the step counter reset: 7.
     let p2 = SamplingParams {
@@ -949,7 +1014,16 @@ fn two_records_before_one_submit_each_use_their_own_params_and_state() {
     let mut st = RowState::default();
     st.step = 41;
     s.set_state(0, &st).unwrap();
-    s.record(&mut enc, &logits, 0, DType::F32, 1).unwrap();
+    s.record(
+        &mut enc,
+        LogitsView {
+            buffer: &logits,
+            offset: 0,
+            dtype: DType::F32,
+        },
+        1,
+    )
+    .unwrap();
     enc.copy_buffer_to_buffer(s.output_buffer(), 0, &second, 0, 12);
     ctx.queue.submit([enc.finish()]);
     let read = |b: &wgpu::Buffer| {

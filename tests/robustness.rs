@@ -6,7 +6,9 @@
 //! and in CI); without one they fail with the install hint, they never skip.
 
 use wgsample::decode::{self, DecodeSpec, StopCriteria, bigram_logits_cpu};
-use wgsample::gpu::{DType, GpuContext, GpuSampler, INSTALL_HINT, SamplerConfig, open_device};
+use wgsample::gpu::{
+    DType, GpuContext, GpuSampler, INSTALL_HINT, LogitsView, SamplerConfig, open_device,
+};
 use wgsample::{CpuSampler, Logits, RowState, SamplingParams, Status};
 
 fn ctx() -> GpuContext {
@@ -37,12 +39,29 @@ fn record_with_an_offset_near_u64_max_is_an_error() {
     for offset in [u64::MAX - 3, u64::MAX - 255, u64::MAX / 4 * 4, 1 << 63] {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let e = sampler
-            .record(&mut enc, &buf, offset, DType::F32, 1)
+            .record(
+                &mut enc,
+                LogitsView {
+                    buffer: &buf,
+                    offset,
+                    dtype: DType::F32,
+                },
+                1,
+            )
             .unwrap_err();
         assert!(e.to_string().contains("offset"), "{e}");
     }
     // The sampler is still usable afterwards.
-    let out = sampler.sample(&buf, 0, DType::F32, 1).unwrap();
+    let out = sampler
+        .sample(
+            LogitsView {
+                buffer: &buf,
+                offset: 0,
+                dtype: DType::F32,
+            },
+            1,
+        )
+        .unwrap();
     assert_eq!(out[0].status, Status::Ok);
 }
 
@@ -78,10 +97,28 @@ fn a_step_counter_at_u64_max_wraps_to_zero_on_both_backends() {
     let mut sampler = GpuSampler::new(&ctx, SamplerConfig::new(1, v as u32)).unwrap();
     sampler.set_params(0, &params[0]).unwrap();
     sampler.set_state(0, &state).unwrap();
-    let g = sampler.sample(&buf, 0, DType::F32, 1).unwrap();
+    let g = sampler
+        .sample(
+            LogitsView {
+                buffer: &buf,
+                offset: 0,
+                dtype: DType::F32,
+            },
+            1,
+        )
+        .unwrap();
     assert_eq!(g[0].token, c[0].token, "step u64::MAX");
     assert_eq!(sampler.read_state(0).unwrap().step, 0);
-    let g1 = sampler.sample(&buf, 0, DType::F32, 1).unwrap();
+    let g1 = sampler
+        .sample(
+            LogitsView {
+                buffer: &buf,
+                offset: 0,
+                dtype: DType::F32,
+            },
+            1,
+        )
+        .unwrap();
     assert_eq!(g1[0].token, c1[0].token, "step 0 after the wrap");
 }
 
@@ -204,9 +241,26 @@ fn the_samplers_own_output_as_logits_is_an_error() {
     let own = sampler.output_buffer().clone();
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     let e = sampler
-        .record(&mut enc, &own, 0, DType::F32, 1)
+        .record(
+            &mut enc,
+            LogitsView {
+                buffer: &own,
+                offset: 0,
+                dtype: DType::F32,
+            },
+            1,
+        )
         .unwrap_err();
     assert!(e.to_string().contains("own buffers"), "{e}");
-    let out = sampler.sample(&buf, 0, DType::F32, 1).unwrap();
+    let out = sampler
+        .sample(
+            LogitsView {
+                buffer: &buf,
+                offset: 0,
+                dtype: DType::F32,
+            },
+            1,
+        )
+        .unwrap();
     assert_eq!((out[0].status, out[0].token), (Status::Ok, 1));
 }

@@ -53,16 +53,10 @@ struct RowParams {
     pad0: u32,
 }
 
-const FLAG_GREEDY: u32 = 1u;
-const FLAG_MODIFIED: u32 = 2u;
-const FLAG_MIN_P: u32 = 4u;
-const FLAG_TOP_K: u32 = 8u;
-const FLAG_TOP_P: u32 = 16u;
-const FLAG_ALLOWED: u32 = 32u;
-const FLAG_PROMPT_MASK: u32 = 64u;
-const FLAG_SCALED: u32 = 128u;
-const FLAG_OVERLAY: u32 = 256u;
-const FILTERS: u32 = 28u; // min-p | top-k | top-p
+// The constants Rust and WGSL share (FLAG_*, FILTERS, CHUNK, CAND,
+// ROW_WORDS, PART_WORDS, OV_FIELDS, the ST_* status codes and the RS_PATH
+// values) are not written here: src/gpu/sampler/passes.rs generates them
+// from the Rust constants and prepends them to every pass.
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> logits: array<u32>;
@@ -75,24 +69,21 @@ const FILTERS: u32 = 28u; // min-p | top-k | top-p
 @group(0) @binding(8) var<storage, read_write> outbuf: array<u32>;
 
 const WG: u32 = 256u;
-const ITEMS: u32 = 4u;
-const CHUNK: u32 = 1024u; // WG * ITEMS logits per workgroup of the dense pass
-const CAND: u32 = 64u;    // candidates kept per chunk (its largest keys)
+const ITEMS: u32 = CHUNK / WG; // logits per invocation of the dense pass
 const NONE: u32 = 0xFFFFFFFFu;
 
 // Smallest finite f32: the floor of every threshold (-inf never survives).
 const FLOOR_BITS: u32 = 0xFF7FFFFFu;
 
-// ---- per-row words in `scratch`
-const ROW_WORDS: u32 = 4u;
-const RS_PATH: u32 = 0u; // 0 no selection, 1 candidates, 2 full row
+// ---- per-row words in `scratch` (ROW_WORDS of them): RS_PATH holds
+// PATH_NONE, PATH_CANDIDATES or PATH_FULL_ROW.
+const RS_PATH: u32 = 0u;
 
 fn rs(r: u32, field: u32) -> u32 {
     return r * ROW_WORDS + field;
 }
 
 // ---- per-(row, chunk) partials of scan.wgsl, PART_WORDS words each
-const PART_WORDS: u32 = 12u;
 const P_FLAGS: u32 = 0u;  // 1 invalid input, 2 some z / T is +inf
 const P_RMAX: u32 = 1u;   // raw max (f32 bits, -inf = none)
 const P_RSUM: u32 = 2u;   // raw sum of exp(x - rmax)
@@ -161,7 +152,6 @@ fn raw_bits(r: u32, i: u32) -> u32 {
 // ---- the overlay: a hash table per row with OV_FIELDS arrays of ov_cap
 // words: keys (token + 1, 0 = empty), processed values (f32 bits), list
 // membership bits, bias (f32 bits), output count. Built by overlay.wgsl.
-const OV_FIELDS: u32 = 5u;
 const OV_KEY: u32 = 0u;
 const OV_VAL: u32 = 1u;
 const OV_META: u32 = 2u;

@@ -36,9 +36,8 @@ var<workgroup> ws_total_lo: u32;
 var<workgroup> ws_total_hi: u32;
 var<workgroup> ws_hit: u32;
 
-const ST_OK: u32 = 0u;
-const ST_INVALID: u32 = 1u;
-const ST_NONE: u32 = 2u;
+// ST_OK, ST_INVALID and ST_NONE are the output status codes (generated
+// from Status::code); these two are internal to this pass.
 const ST_FILTER: u32 = 3u;
 const ST_POS_INF: u32 = 4u;
 
@@ -387,7 +386,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         tok = mg_arg;
     }
     if (lid == 0u) {
-        scratch[rs(r, RS_PATH)] = 0u;
+        scratch[rs(r, RS_PATH)] = PATH_NONE;
     }
     if (status == ST_POS_INF) {
         if (lid == 0u) {
@@ -472,7 +471,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 continue;
             }
             if (lid == 0u) {
-                scratch[rs(r, RS_PATH)] = select(1u, 2u, full);
+                scratch[rs(r, RS_PATH)] = select(PATH_CANDIDATES, PATH_FULL_ROW, full);
             }
             tok = gumbel_pick(r, p, full, lid, theta, ztmax);
             status = select(ST_OK, ST_NONE, tok == NONE);

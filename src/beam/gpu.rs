@@ -24,9 +24,10 @@
 use super::Candidate;
 use super::cpu::check_step;
 use crate::gpu::GpuContext;
-use crate::gpu::device::{
-    buffer_entry, check_binding_size, check_buffer_size, compute_pipeline, plan_logits_binding,
-    scoped, storage_buffer, submit_and_read,
+use crate::gpu::device::scoped;
+use crate::gpu::kit::{
+    LogitsView, buffer_entry, check_binding_size, check_buffer_size, compute_pipeline,
+    storage_buffer, submit_and_read,
 };
 use crate::{Error, Result};
 
@@ -246,8 +247,8 @@ impl GpuBeamStep {
     }
 
     /// Records the step for `G = beam_scores.len() / b` groups into
-    /// `encoder`: the logits are the `[G * b, V]` f32 block at byte
-    /// `offset` of `logits` (any multiple of 4; the buffer needs `STORAGE`
+    /// `encoder`: the logits are the `[G * b, V]` f32 block `logits` views
+    /// (any offset that is a multiple of 4; the buffer needs `STORAGE`
     /// usage), `beam_scores` the running scores (uploaded through the
     /// queue, so they land before the encoder's submission). When the
     /// encoder is submitted, [`GpuBeamStep::output_buffer`] receives the
@@ -255,14 +256,15 @@ impl GpuBeamStep {
     ///
     /// Errors (nothing is recorded): `G` is 0, not whole, or above
     /// `max_groups`; a beam score is NaN or `+inf`; the logits block does
-    /// not fit the buffer or the device's binding limits.
+    /// not fit the buffer or the device's binding limits; logits other
+    /// than f32.
     pub fn record(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
-        logits: &wgpu::Buffer,
-        offset: u64,
+        logits: LogitsView<'_>,
         beam_scores: &[f32],
     ) -> Result<()> {
+        logits.require_f32("the beam step")?;
         let (b, v) = (self.beams as usize, self.vocab as usize);
         let groups = check_step(None, beam_scores, b, v, self.k as usize)?;
         if groups > self.max_groups as usize {
@@ -275,14 +277,7 @@ impl GpuBeamStep {
         let rows = groups * self.beams;
         let device = self.ctx.device.clone();
         let limits = device.limits();
-        let bind = plan_logits_binding(
-            logits.size(),
-            logits.usage(),
-            &limits,
-            offset,
-            rows,
-            self.vocab,
-        )?;
+        let bind = logits.plan_binding(&limits, rows, self.vocab)?;
         let dims = Dims {
             rows,
             vocab: self.vocab,
@@ -309,7 +304,7 @@ impl GpuBeamStep {
                     wgpu::BindGroupEntry {
                         binding: 1,
                         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: logits,
+                            buffer: logits.buffer,
                             offset: bind.offset,
                             size: wgpu::BufferSize::new(bind.size),
                         }),
@@ -399,22 +394,17 @@ impl GpuBeamStep {
             .collect()
     }
 
-    /// Records, submits and reads back one step over the logits at byte
-    /// `offset` of `logits` (see [`GpuBeamStep::record`]): the entry for an
-    /// engine whose logits are already on the device. Blocks.
-    pub fn step(
-        &mut self,
-        logits: &wgpu::Buffer,
-        offset: u64,
-        beam_scores: &[f32],
-    ) -> Result<Vec<Candidate>> {
+    /// Records, submits and reads back one step over the logits `logits`
+    /// views (see [`GpuBeamStep::record`]): the entry for an engine whose
+    /// logits are already on the device. Blocks.
+    pub fn step(&mut self, logits: LogitsView<'_>, beam_scores: &[f32]) -> Result<Vec<Candidate>> {
         let mut encoder = self
             .ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("wgsample beam step"),
             });
-        self.record(&mut encoder, logits, offset, beam_scores)?;
+        self.record(&mut encoder, logits, beam_scores)?;
         self.submit_and_read(encoder)
     }
 
@@ -441,7 +431,7 @@ impl GpuBeamStep {
         self.ctx
             .queue
             .write_buffer(&up, 0, bytemuck::cast_slice(logits));
-        self.step(&up, 0, beam_scores)
+        self.step(LogitsView::f32(&up), beam_scores)
     }
 }
 

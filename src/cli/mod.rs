@@ -460,7 +460,12 @@ fn sample_gpu(
             break;
         }
         plan = Some(sampler.plan(b)?);
-        let outs = sampler.sample(&buffer, 0, dtype, b)?;
+        let view = wgsample::gpu::LogitsView {
+            buffer: &buffer,
+            offset: 0,
+            dtype,
+        };
+        let outs = sampler.sample(view, b)?;
         fold_step(&mut rows, &outs)?;
     }
     Ok((rows, plan))

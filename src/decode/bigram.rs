@@ -10,10 +10,11 @@
 //! token for token.
 
 use super::run::{
-    CpuStepInfo, DecodeEvent, DecodeOutput, DecodeSpec, GpuLogits, StepInfo, decode_cpu, decode_gpu,
+    CpuStepInfo, DecodeEvent, DecodeOutput, DecodeSpec, StepInfo, decode_cpu, decode_gpu,
 };
-use crate::gpu::device::{buffer_entry, check_buffer_size, compute_pipeline, scoped};
-use crate::gpu::{DType, GpuContext, GpuSampler, SamplerConfig};
+use crate::gpu::device::scoped;
+use crate::gpu::kit::{buffer_entry, check_buffer_size, compute_pipeline};
+use crate::gpu::{DType, GpuContext, GpuSampler, LogitsView, SamplerConfig};
 use crate::{CpuSampler, Error, Result, RowState};
 
 /// The gather pass's WGSL source (entry point `bigram_gather`).
@@ -213,8 +214,8 @@ impl BigramModel {
 
     /// Where the model writes its logits: `[max_batch, V]` f32 from byte 0
     /// (rows `0..B` of a step).
-    pub fn logits(&self) -> GpuLogits<'_> {
-        GpuLogits {
+    pub fn logits(&self) -> LogitsView<'_> {
+        LogitsView {
             buffer: &self.logits,
             offset: 0,
             dtype: DType::F32,

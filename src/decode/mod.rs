@@ -23,8 +23,8 @@ pub mod stop;
 
 pub use bigram::{BigramModel, bigram_logits_cpu, generate};
 pub use run::{
-    CpuStepInfo, DecodeEvent, DecodeOutput, DecodeSpec, DecodeStats, GpuLogits, Readback, Sequence,
-    StepInfo, decode_cpu, decode_gpu,
+    CpuStepInfo, DecodeEvent, DecodeOutput, DecodeSpec, DecodeStats, Readback, Sequence, StepInfo,
+    decode_cpu, decode_gpu,
 };
 pub use stop::{Detokenizer, Pushed, StopChecker, StopCriteria, StopReason};
 

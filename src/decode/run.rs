@@ -30,8 +30,9 @@
 //!   so the two paths can be compared token for token.
 
 use super::stop::{Detokenizer, StopChecker, StopCriteria, StopReason};
-use crate::gpu::device::{check_buffer_size, scoped};
-use crate::gpu::{DType, GpuSampler};
+use crate::gpu::device::scoped;
+use crate::gpu::kit::check_buffer_size;
+use crate::gpu::{GpuSampler, LogitsView};
 use crate::{CpuSampler, Error, NO_TOKEN, Result, RowOutput, RowState, SamplingParams, Status};
 
 /// When the GPU loop reads the sampled tokens back.
@@ -169,17 +170,6 @@ pub struct CpuStepInfo<'a> {
     /// The previous step's tokens, one per row ([`NO_TOKEN`] for a row
     /// without one); empty at step 0.
     pub tokens: &'a [u32],
-}
-
-/// Where the GPU model step writes the `[B, V]` logits the sampler reads.
-#[derive(Debug, Clone, Copy)]
-pub struct GpuLogits<'a> {
-    /// The buffer (needs `STORAGE` usage).
-    pub buffer: &'a wgpu::Buffer,
-    /// Byte offset of row 0 (a multiple of 4).
-    pub offset: u64,
-    /// Element type.
-    pub dtype: DType,
 }
 
 /// The per-row checkers and results being built.
@@ -367,7 +357,7 @@ fn map_words(
 /// wgpu error.
 pub fn decode_gpu<M, E>(
     sampler: &mut GpuSampler,
-    logits: GpuLogits<'_>,
+    logits: LogitsView<'_>,
     spec: &DecodeSpec<'_>,
     mut model_step: M,
     mut on_event: E,
@@ -471,13 +461,7 @@ where
                 },
             )
         })?;
-        sampler.record(
-            &mut encoder,
-            logits.buffer,
-            logits.offset,
-            logits.dtype,
-            batch,
-        )?;
+        sampler.record(&mut encoder, logits, batch)?;
         stats.steps += 1;
         let out = sampler.output_buffer();
         if let Some(h) = &history {

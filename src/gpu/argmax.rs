@@ -21,9 +21,10 @@
 
 use wgpu::util::DeviceExt;
 
-use super::device::{
-    GpuContext, buffer_entry, check_buffer_size, check_output_buffer, compute_pipeline, grid_2d,
-    plan_logits_binding, scoped, submit_and_read,
+use super::device::{GpuContext, scoped};
+use super::kit::{
+    DType, LogitsView, buffer_entry, check_buffer_size, check_output_buffer, compute_pipeline,
+    grid_2d, plan_logits_binding, submit_and_read,
 };
 use crate::{Error, NO_TOKEN, Result, RowOutput, Status};
 
@@ -167,20 +168,19 @@ impl ArgmaxPipeline {
     /// shorter than `offset + 4 B V`, an output shorter than `12 B`, the
     /// same buffer for both; `Error::Gpu` for a missing `STORAGE` usage or a
     /// binding or grid beyond the device's limits.
-    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         device: &wgpu::Device,
         encoder: &mut wgpu::CommandEncoder,
-        logits: &wgpu::Buffer,
-        offset: u64,
+        logits: LogitsView<'_>,
         batch: u32,
         vocab: u32,
         out: &wgpu::Buffer,
     ) -> Result<()> {
+        logits.require_f32("argmax")?;
         let limits = device.limits();
-        let binding =
-            plan_logits_binding(logits.size(), logits.usage(), &limits, offset, batch, vocab)?;
+        let binding = logits.plan_binding(&limits, batch, vocab)?;
+        let logits = logits.buffer;
         let out_bytes = u64::from(batch) * ROW_OUTPUT_BYTES;
         check_output_buffer(out.size(), out.usage(), &limits, out_bytes)?;
         if logits == out {
@@ -262,6 +262,7 @@ impl ArgmaxPipeline {
             0,
             b,
             v,
+            DType::F32,
         )?;
         let bytes = scoped(device, "argmax", || {
             let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -278,7 +279,7 @@ impl ArgmaxPipeline {
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("wgsample argmax"),
             });
-            self.record(device, &mut encoder, &input, 0, b, v, &out)?;
+            self.record(device, &mut encoder, LogitsView::f32(&input), b, v, &out)?;
             submit_and_read(ctx, encoder, &out, out_bytes)
         })?;
         decode_row_outputs(&bytes, batch, v)
@@ -323,7 +324,9 @@ pub fn argmax_host(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::device::{grid_2d, plan_logits_binding};
+    use crate::gpu::kit::{DType, grid_2d, plan_logits_binding};
+
+    const F: DType = DType::F32;
 
     fn limits() -> wgpu::Limits {
         wgpu::Limits::default()
@@ -332,12 +335,20 @@ mod tests {
     #[test]
     fn binding_plan_aligns_down() {
         let l = limits(); // min_storage_buffer_offset_alignment = 256
-        let p = plan_logits_binding(4096, wgpu::BufferUsages::STORAGE, &l, 300, 2, 7).unwrap();
+        let p = plan_logits_binding(4096, wgpu::BufferUsages::STORAGE, &l, 300, 2, 7, F).unwrap();
         assert_eq!(p.offset, 256);
         assert_eq!(p.base, 11);
         assert_eq!(p.size, 300 - 256 + 2 * 7 * 4);
-        let p = plan_logits_binding(56, wgpu::BufferUsages::STORAGE, &l, 0, 2, 7).unwrap();
+        let p = plan_logits_binding(56, wgpu::BufferUsages::STORAGE, &l, 0, 2, 7, F).unwrap();
         assert_eq!((p.offset, p.base, p.size), (0, 0, 56));
+        // Half-precision rows are read as u32 pairs: the binding covers
+        // whole words, and the base counts elements.
+        let h = DType::F16;
+        let p = plan_logits_binding(4096, wgpu::BufferUsages::STORAGE, &l, 260, 1, 3, h).unwrap();
+        assert_eq!((p.offset, p.base, p.size), (256, 2, 12));
+        assert!(plan_logits_binding(6, wgpu::BufferUsages::STORAGE, &l, 0, 1, 3, h).is_err());
+        let p = plan_logits_binding(8, wgpu::BufferUsages::STORAGE, &l, 0, 1, 3, h).unwrap();
+        assert_eq!((p.offset, p.base, p.size), (0, 0, 8));
     }
 
     #[test]
@@ -345,18 +356,18 @@ mod tests {
         let l = limits();
         let s = wgpu::BufferUsages::STORAGE;
         let shape = |r: Result<_>| matches!(r, Err(Error::Shape(_)));
-        assert!(shape(plan_logits_binding(4096, s, &l, 0, 0, 7)));
-        assert!(shape(plan_logits_binding(4096, s, &l, 0, 2, 0)));
-        assert!(shape(plan_logits_binding(4096, s, &l, 2, 2, 7)));
-        assert!(shape(plan_logits_binding(55, s, &l, 0, 2, 7)));
-        assert!(shape(plan_logits_binding(56, s, &l, 4, 2, 7)));
+        assert!(shape(plan_logits_binding(4096, s, &l, 0, 0, 7, F)));
+        assert!(shape(plan_logits_binding(4096, s, &l, 0, 2, 0, F)));
+        assert!(shape(plan_logits_binding(4096, s, &l, 2, 2, 7, F)));
+        assert!(shape(plan_logits_binding(55, s, &l, 0, 2, 7, F)));
+        assert!(shape(plan_logits_binding(56, s, &l, 4, 2, 7, F)));
         assert!(matches!(
-            plan_logits_binding(4096, wgpu::BufferUsages::COPY_DST, &l, 0, 2, 7),
+            plan_logits_binding(4096, wgpu::BufferUsages::COPY_DST, &l, 0, 2, 7, F),
             Err(Error::Gpu(_))
         ));
         let big = u64::MAX;
         assert!(matches!(
-            plan_logits_binding(big, s, &l, 0, 1 << 16, 1 << 16),
+            plan_logits_binding(big, s, &l, 0, 1 << 16, 1 << 16, F),
             Err(Error::Gpu(_))
         ));
     }

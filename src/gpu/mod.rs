@@ -23,6 +23,7 @@
 
 pub mod argmax;
 pub mod device;
+pub mod kit;
 pub mod philox;
 pub mod sampler;
 
@@ -30,6 +31,7 @@ pub use argmax::{
     ARGMAX_WGSL, ArgmaxPipeline, GpuRowOutput, ROW_OUTPUT_BYTES, argmax_host, decode_row_outputs,
 };
 pub use device::{GpuContext, INSTALL_HINT, open_device, open_device_async};
+pub use kit::LogitsView;
 pub use philox::{
     PHILOX_TEST_WGSL, f32_to_sortable_key, gumbel_gpu, ln_f32, ln_gpu, philox_words_gpu,
     sortable_key_to_f32, sortable_keys_gpu,

@@ -15,9 +15,8 @@
 
 use wgpu::util::DeviceExt;
 
-use super::device::{
-    GpuContext, buffer_entry, check_buffer_size, compute_pipeline, grid_2d, scoped, submit_and_read,
-};
+use super::device::{GpuContext, scoped};
+use super::kit::{buffer_entry, check_buffer_size, compute_pipeline, grid_2d, submit_and_read};
 use crate::{Error, Result};
 
 /// WGSL source of the helper kernels: `common.wgsl` followed by

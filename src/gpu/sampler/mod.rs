@@ -79,43 +79,15 @@ mod plan;
 
 pub use plan::{Plan, PlannedDispatch};
 
-use super::device::{
-    GpuContext, Readback, buffer_entry, check_binding_size, check_buffer_size, scoped,
+use super::device::{GpuContext, scoped};
+pub use super::kit::DType;
+use super::kit::{
+    LogitsBinding, LogitsView, Readback, buffer_entry, check_binding_size, check_buffer_size,
     storage_buffer, submit_and_read,
 };
 use crate::params::allowed_mask;
 use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status};
 use passes::ALL;
-
-/// Element type of the logits buffer. f16 and bf16 are read as packed u32
-/// words (two values per word, the lower address in the low half), so no
-/// optional device feature is needed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DType {
-    /// 32-bit IEEE floats.
-    F32,
-    /// 16-bit IEEE floats.
-    F16,
-    /// bfloat16.
-    Bf16,
-}
-
-impl DType {
-    /// Bytes per element.
-    pub fn size(self) -> u64 {
-        match self {
-            DType::F32 => 4,
-            DType::F16 | DType::Bf16 => 2,
-        }
-    }
-    fn code(self) -> u32 {
-        match self {
-            DType::F32 => 0,
-            DType::F16 => 1,
-            DType::Bf16 => 2,
-        }
-    }
-}
 
 /// How the `finish` pass settled a row's min-p, top-k and top-p
 /// ([`GpuSampler::last_step_paths`]).
@@ -133,6 +105,23 @@ pub enum RowPath {
     /// selection ran on every token. Same token, more time, no extra
     /// dispatch.
     FullRow,
+}
+
+impl RowPath {
+    /// The code the `finish` pass writes (`PATH_*` in the WGSL).
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            RowPath::NoSelection => 0,
+            RowPath::Candidates => 1,
+            RowPath::FullRow => 2,
+        }
+    }
+
+    fn from_code(code: u32) -> Option<RowPath> {
+        [RowPath::NoSelection, RowPath::Candidates, RowPath::FullRow]
+            .into_iter()
+            .find(|p| p.code() == code)
+    }
 }
 
 /// Sizes fixed when a [`GpuSampler`] is created.
@@ -402,7 +391,7 @@ impl GpuSampler {
             let pipelines = ALL
                 .iter()
                 .map(|p| {
-                    super::device::compute_pipeline(
+                    super::kit::compute_pipeline(
                         device,
                         &format!("wgsample {}", p.name),
                         &passes::full_source(p),
@@ -733,7 +722,9 @@ impl GpuSampler {
     }
 
     /// Records the sampling passes for rows `0..batch` of the `[batch, V]`
-    /// logits at byte `offset` of `logits` into `encoder`. When the caller
+    /// logits that `logits` views (f32, f16 or bf16, at any offset that is
+    /// a multiple of 4) into `encoder`, in this order: validate, stage the
+    /// uploads, plan ([`GpuSampler::plan`]), encode. When the caller
     /// submits the encoder, [`GpuSampler::output_buffer`] receives the
     /// tokens and the state on the device advances (SPEC step 12).
     ///
@@ -751,23 +742,21 @@ impl GpuSampler {
     pub fn record(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
-        logits: &wgpu::Buffer,
-        offset: u64,
-        dtype: DType,
+        logits: LogitsView<'_>,
         batch: u32,
     ) -> Result<()> {
-        let device = self.ctx.device.clone();
-        let limits = device.limits();
+        let bind = self.validate(logits, batch)?;
+        self.stage_uploads(logits, &bind, batch)?;
+        let plan = Plan::for_rows(&self.flags[..batch as usize], self.chunks, batch);
+        self.encode(encoder, logits.buffer, &bind, &plan)
+    }
+
+    /// The checks of [`GpuSampler::record`], before anything is staged.
+    fn validate(&self, logits: LogitsView<'_>, batch: u32) -> Result<LogitsBinding> {
         if batch == 0 || batch > self.cfg.max_batch {
             return Err(Error::Shape(format!(
                 "batch {batch} must be between 1 and the sampler's max_batch ({})",
                 self.cfg.max_batch
-            )));
-        }
-        if !logits.usage().contains(wgpu::BufferUsages::STORAGE) {
-            return Err(Error::Gpu(format!(
-                "the logits buffer needs STORAGE usage (it has {:?})",
-                logits.usage()
             )));
         }
         // One of the sampler's own buffers as the logits would be bound
@@ -786,7 +775,7 @@ impl GpuSampler {
         if own
             .into_iter()
             .chain(self.cand_buf.as_ref())
-            .any(|b| b == logits)
+            .any(|b| b == logits.buffer)
         {
             return Err(Error::Shape(
                 "the logits buffer is one of the sampler's own buffers (for example its \
@@ -794,50 +783,31 @@ impl GpuSampler {
                     .into(),
             ));
         }
-        if !offset.is_multiple_of(4) {
-            return Err(Error::Shape(format!(
-                "logits offset {offset} is not a multiple of 4 bytes"
-            )));
-        }
-        let v = u64::from(self.cfg.vocab);
-        // Checked: an offset near u64::MAX is an error, not an overflow.
-        let need =
-            u128::from(offset) + u128::from(batch) * u128::from(v) * u128::from(dtype.size());
-        let Some(end) = u64::try_from(need).ok().filter(|&e| e <= logits.size()) else {
-            return Err(Error::Shape(format!(
-                "logits [{batch}, {v}] {dtype:?} at byte offset {offset} need {need} bytes, the buffer has {}",
-                logits.size()
-            )));
-        };
-        let align = u64::from(limits.min_storage_buffer_offset_alignment.max(4));
-        let bind_off = offset - offset % align;
-        let bind_size = (end - bind_off).next_multiple_of(4);
-        if bind_off + bind_size > logits.size() {
-            return Err(Error::Shape(format!(
-                "logits of {dtype:?} must end on a 4-byte boundary of the buffer ({} bytes needed, {} present)",
-                bind_off + bind_size,
-                logits.size()
-            )));
-        }
-        if bind_size > limits.max_storage_buffer_binding_size {
-            return Err(Error::Gpu(format!(
-                "logits [{batch}, {v}] {dtype:?} need a {bind_size}-byte binding, more than this \
-                 device's max_storage_buffer_binding_size ({}); sample the batch in smaller parts",
-                limits.max_storage_buffer_binding_size
-            )));
-        }
-        let rows = batch as usize;
-        for r in 0..rows {
+        let bind = logits.plan_binding(&self.ctx.device.limits(), batch, self.cfg.vocab)?;
+        for r in 0..batch as usize {
             if self.params[r].penalties_active()
                 && self.steps_bound[r] >= u64::from(self.cfg.max_seen_tokens)
             {
                 return Err(self.capacity_error(r));
             }
         }
+        Ok(bind)
+    }
+
+    /// Builds what the step needs (params and lists when they changed, the
+    /// candidate buffer on first use, the uniform when the batch, dtype or
+    /// offset changed) and queues the uploads.
+    fn stage_uploads(
+        &mut self,
+        logits: LogitsView<'_>,
+        bind: &LogitsBinding,
+        batch: u32,
+    ) -> Result<()> {
+        let rows = batch as usize;
+        let limits = self.ctx.device.limits();
         if self.dirty {
             self.upload_params()?;
         }
-        let plan = Plan::for_rows(&self.flags[..rows], self.chunks, batch);
         let filtered = self.flags[..rows].iter().any(|&x| x & FILTERS != 0);
         if filtered && self.cand_buf.is_none() {
             let bytes = u64::from(self.cfg.max_batch) * u64::from(self.chunks) * CAND * 8;
@@ -850,22 +820,21 @@ impl GpuSampler {
                 )));
             }
             self.cand_buf = Some(storage_buffer(
-                &device,
+                &self.ctx.device,
                 "wgsample candidates",
                 bytes,
                 wgpu::BufferUsages::empty(),
             ));
             self.buffers_gen += 1;
         }
-        let base = ((offset - bind_off) / dtype.size()) as u32;
         let dims0 = Dims {
             batch,
             vocab: self.cfg.vocab,
             chunks: self.chunks,
-            dtype: dtype.code(),
+            dtype: logits.dtype.code(),
             counts_on: u32::from(self.counts_on),
             cap: self.cfg.max_seen_tokens,
-            logits_off: base,
+            logits_off: bind.base,
             max_batch: self.cfg.max_batch,
         };
         // The uniform changes only with the batch, dtype or offset: a decode
@@ -878,22 +847,35 @@ impl GpuSampler {
             *s += 1;
         }
         self.last_batch = batch;
+        Ok(())
+    }
+
+    /// Records the queued uploads, then the plan's dispatches (each in a
+    /// debug group named by its label) into `encoder`.
+    fn encode(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        logits: &wgpu::Buffer,
+        bind: &LogitsBinding,
+        plan: &Plan,
+    ) -> Result<()> {
+        let device = self.ctx.device.clone();
         self.encode_pending(encoder);
         self.pending.clear();
         let cached = self.bind_cache.as_ref().is_some_and(|c| {
             c.logits == *logits
-                && c.offset == bind_off
-                && c.size == bind_size
+                && c.offset == bind.offset
+                && c.size == bind.size
                 && c.buffers_gen == self.buffers_gen
         });
         if !cached {
             let group = scoped(&device, "creating the sampler's bind group", || {
-                Ok(self.bind_group(logits, bind_off, bind_size))
+                Ok(self.bind_group(logits, bind.offset, bind.size))
             })?;
             self.bind_cache = Some(BindCache {
                 logits: logits.clone(),
-                offset: bind_off,
-                size: bind_size,
+                offset: bind.offset,
+                size: bind.size,
                 buffers_gen: self.buffers_gen,
                 group,
             });
@@ -1015,13 +997,13 @@ impl GpuSampler {
             submit_and_read(&self.ctx, enc, &self.scratch_buf, size)
         })?;
         let w: &[u32] = bytemuck::cast_slice(&bytes);
-        Ok((0..batch as usize)
-            .map(|r| match w[r * ROW_WORDS as usize] {
-                1 => RowPath::Candidates,
-                2 => RowPath::FullRow,
-                _ => RowPath::NoSelection,
+        (0..batch as usize)
+            .map(|r| {
+                let c = w[r * ROW_WORDS as usize];
+                RowPath::from_code(c)
+                    .ok_or_else(|| Error::Gpu(format!("row {r}: unknown path code {c}")))
             })
-            .collect())
+            .collect()
     }
 
     /// The buffer the passes write their results to: `B` token ids (u32,
@@ -1046,20 +1028,14 @@ impl GpuSampler {
 
     /// Records, submits and reads back one sampling step over rows
     /// `0..batch` of `logits` (see [`GpuSampler::record`]). Blocks.
-    pub fn sample(
-        &mut self,
-        logits: &wgpu::Buffer,
-        offset: u64,
-        dtype: DType,
-        batch: u32,
-    ) -> Result<Vec<RowOutput>> {
+    pub fn sample(&mut self, logits: LogitsView<'_>, batch: u32) -> Result<Vec<RowOutput>> {
         let mut encoder = self
             .ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("wgsample step"),
             });
-        self.record(&mut encoder, logits, offset, dtype, batch)?;
+        self.record(&mut encoder, logits, batch)?;
         self.submit_and_read(encoder)
     }
 
@@ -1068,16 +1044,14 @@ impl GpuSampler {
     /// works where blocking is not allowed, such as a browser).
     pub async fn sample_async(
         &mut self,
-        logits: &wgpu::Buffer,
-        offset: u64,
-        dtype: DType,
+        logits: LogitsView<'_>,
         batch: u32,
     ) -> Result<Vec<RowOutput>> {
         let device = self.ctx.device.clone();
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("wgsample step"),
         });
-        self.record(&mut encoder, logits, offset, dtype, batch)?;
+        self.record(&mut encoder, logits, batch)?;
         let size = u64::from(batch) * 12;
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgsample readback"),
@@ -1132,7 +1106,14 @@ impl GpuSampler {
         }
         let up = self.upload.clone().expect("created above");
         self.ctx.queue.write_buffer(&up, 0, &bytes);
-        self.sample(&up, 0, dtype, batch)
+        self.sample(
+            LogitsView {
+                buffer: &up,
+                offset: 0,
+                dtype,
+            },
+            batch,
+        )
     }
 
     /// Reads row `row`'s decode state back from the device (prompt from
@@ -1259,5 +1240,93 @@ impl std::future::Future for MapFuture {
         }
         cx.waker().wake_by_ref();
         std::task::Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+    use wgpu::naga;
+
+    /// The members (name, byte offset) of WGSL struct `name` in `source`
+    /// and its size, as naga lays it out for the GPU.
+    fn wgsl_layout(source: &str, name: &str) -> (Vec<(String, usize)>, usize) {
+        let module = naga::front::wgsl::parse_str(source).expect("the sampler's WGSL parses");
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).expect("layout");
+        for (_, ty) in module.types.iter() {
+            if ty.name.as_deref() == Some(name)
+                && let naga::TypeInner::Struct { members, span } = &ty.inner
+            {
+                let m = members
+                    .iter()
+                    .map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize))
+                    .collect();
+                return (m, *span as usize);
+            }
+        }
+        panic!("no struct {name} in the WGSL");
+    }
+
+    macro_rules! rust_layout {
+        ($ty:ty; $($f:ident),*) => {
+            (vec![$((stringify!($f).to_string(), offset_of!($ty, $f))),*], size_of::<$ty>())
+        };
+    }
+
+    #[test]
+    fn wgsl_structs_match_the_repr_c_structs() {
+        // Every pass sees the same structs (one bindings.wgsl); check them
+        // in each pass's full source.
+        for pass in &passes::ALL {
+            let src = passes::full_source(pass);
+            assert_eq!(
+                wgsl_layout(&src, "RowParams"),
+                rust_layout!(RowParamsGpu; temperature, top_k, top_p, ln_min_p, rep, presence,
+                    freq, flags, min_new, seed_lo, seed_hi, bias_off, bias_len, banned_off,
+                    banned_len, eos_off, eos_len, prompt_off, prompt_len, prompt_mask_off,
+                    allowed_off, ov_off, ov_cap, pad0),
+                "RowParams in {}",
+                pass.name
+            );
+            assert_eq!(
+                wgsl_layout(&src, "Dims"),
+                rust_layout!(Dims; batch, vocab, chunks, dtype, counts_on, cap, logits_off,
+                    max_batch),
+                "Dims in {}",
+                pass.name
+            );
+        }
+    }
+
+    #[test]
+    fn shared_constants_are_generated_once() {
+        // The WGSL sources must not define what the generated prelude does:
+        // a second definition would be a WGSL error, a missing one too.
+        let prelude = passes::wgsl_constants();
+        for pass in &passes::ALL {
+            let own = format!(
+                "{}\n{}",
+                include_str!("../../../shaders/sampler/bindings.wgsl"),
+                pass.source
+            );
+            for line in prelude.lines().filter(|l| l.starts_with("const ")) {
+                let name = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .trim_end_matches(':');
+                assert!(
+                    !own.contains(&format!("const {name}:")),
+                    "{name} is defined by hand in {}",
+                    pass.name
+                );
+            }
+            crate::gpu::validate_wgsl(&passes::full_source(pass))
+                .unwrap_or_else(|e| panic!("{}: {e}", pass.name));
+        }
+        assert!(prelude.contains(&format!("const CHUNK: u32 = {CHUNK}u;")));
+        assert!(prelude.contains("const ST_NONE: u32 = 2u;"));
     }
 }

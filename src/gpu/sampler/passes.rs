@@ -66,12 +66,50 @@ pub(crate) mod idx {
     pub const FINISH: usize = 2;
 }
 
-/// The full WGSL of a pass: shared helpers, the sampler's bindings, then
-/// the pass itself.
+/// The constants the Rust side and the WGSL share, as WGSL, generated from
+/// the Rust values so they are written once.
+pub(crate) fn wgsl_constants() -> String {
+    use super::*;
+    let mut s = String::from("// Generated from the Rust constants (src/gpu/sampler).\n");
+    let consts: [(&str, u64); 20] = [
+        ("FLAG_GREEDY", FLAG_GREEDY.into()),
+        ("FLAG_MODIFIED", FLAG_MODIFIED.into()),
+        ("FLAG_MIN_P", FLAG_MIN_P.into()),
+        ("FLAG_TOP_K", FLAG_TOP_K.into()),
+        ("FLAG_TOP_P", FLAG_TOP_P.into()),
+        ("FLAG_ALLOWED", FLAG_ALLOWED.into()),
+        ("FLAG_PROMPT_MASK", FLAG_PROMPT_MASK.into()),
+        ("FLAG_SCALED", FLAG_SCALED.into()),
+        ("FLAG_OVERLAY", FLAG_OVERLAY.into()),
+        ("FILTERS", FILTERS.into()),
+        ("CHUNK", CHUNK.into()),
+        ("CAND", CAND),
+        ("ROW_WORDS", ROW_WORDS),
+        ("PART_WORDS", PART_WORDS),
+        ("OV_FIELDS", OV_FIELDS),
+        ("ST_OK", Status::Ok.code().into()),
+        ("ST_INVALID", Status::InvalidLogits.code().into()),
+        ("ST_NONE", Status::NoCandidates.code().into()),
+        ("PATH_CANDIDATES", RowPath::Candidates.code().into()),
+        ("PATH_FULL_ROW", RowPath::FullRow.code().into()),
+    ];
+    for (name, value) in consts {
+        s.push_str(&format!("const {name}: u32 = {value}u;\n"));
+    }
+    s.push_str(&format!(
+        "const PATH_NONE: u32 = {}u;\n",
+        RowPath::NoSelection.code()
+    ));
+    s
+}
+
+/// The full WGSL of a pass: shared helpers, the generated constants, the
+/// sampler's bindings, then the pass itself.
 pub(crate) fn full_source(pass: &Pass) -> String {
     format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{}\n{}",
         include_str!("../../../shaders/common.wgsl"),
+        wgsl_constants(),
         include_str!("../../../shaders/sampler/bindings.wgsl"),
         pass.source
     )
