@@ -162,11 +162,12 @@ fn ties_across_chunk_boundaries_and_candidate_capacity() {
     rows.push(a);
     params.push(SamplingParams { top_k: 5, ..p(9) });
     want.push(RowPath::Candidates);
-    // Chunk 0 holds exactly 64 finite logits, the row's largest: nothing
-    // is left out of chunk 0, and top-k 64 is settled on candidates.
+    // Chunk 0 holds exactly 64 finite logits (one per invocation of the
+    // dense pass), the row's largest: nothing is left out of chunk 0, and
+    // top-k 64 is settled on candidates.
     let mut b = vec![f32::NEG_INFINITY; v];
     for (i, y) in normal(&mut rng, 64, 1.0).into_iter().enumerate() {
-        b[i * 16] = 20.0 + y;
+        b[i] = 20.0 + y;
     }
     for (i, y) in normal(&mut rng, v - 1024, 1.0).into_iter().enumerate() {
         b[1024 + i] = y;
@@ -177,11 +178,21 @@ fn ties_across_chunk_boundaries_and_candidate_capacity() {
     // The same with a 65th finite logit in chunk 0, tied with its 64th:
     // the tie crosses the candidates' cut, top-k 64 needs the row.
     let mut c = b.clone();
-    let mut kept: Vec<(f32, usize)> = (0..64).map(|i| (c[i * 16], i * 16)).collect();
+    let mut kept: Vec<(f32, usize)> = (0..64).map(|i| (c[i], i)).collect();
     kept.sort_by(|x, y| x.0.total_cmp(&y.0));
     c[1001] = kept[0].0;
     rows.push(c);
     params.push(SamplingParams { top_k: 64, ..p(11) });
+    want.push(RowPath::FullRow);
+    // One invocation of the dense pass (tokens 5, 261, 517, 773 of a
+    // chunk) holds the three largest logits: it keeps two, so the third is
+    // left out and top-k 3 needs the row.
+    let mut e = normal(&mut rng, v, 1.0);
+    e[1024 + 5] = 12.0;
+    e[1024 + 261] = 11.0;
+    e[1024 + 517] = 10.0;
+    rows.push(e);
+    params.push(SamplingParams { top_k: 3, ..p(19) });
     want.push(RowPath::FullRow);
     // Ties at the top-p cut straddling a chunk boundary.
     let mut d = normal(&mut rng, v, 0.5);
@@ -389,5 +400,51 @@ fn the_cached_bind_group_follows_the_logits_buffer_offset_and_params() {
             )
             .unwrap();
         assert_eq!(g[0].token, c[0].token, "record {i}");
+    }
+}
+
+#[test]
+fn sample_async_agrees_with_the_cpu_step_after_step() {
+    // The async form (polled here by pollster) and the blocking form share
+    // the sampler's state and read-back buffer: alternate them.
+    use wgpu::util::DeviceExt as _;
+    let ctx = ctx();
+    let (b, v) = (3usize, 5000usize);
+    let mut rng = StdRng::seed_from_u64(8);
+    let x = normal(&mut rng, b * v, 2.0);
+    let buf = ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&x),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+    let view = wgsample::gpu::LogitsView::f32(&buf);
+    let params = [
+        SamplingParams { top_k: 20, ..p(20) },
+        SamplingParams {
+            repetition_penalty: 1.5,
+            ..p(21)
+        },
+        SamplingParams::greedy(),
+    ];
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(b as u32, v as u32)).unwrap();
+    for (r, q) in params.iter().enumerate() {
+        s.set_params(r, q).unwrap();
+    }
+    let mut cpu = CpuSampler::new();
+    let mut states = vec![RowState::default(); b];
+    for step in 0..6 {
+        let g = if step % 2 == 0 {
+            pollster::block_on(s.sample_async(view, b as u32)).unwrap()
+        } else {
+            s.sample(view, b as u32).unwrap()
+        };
+        let c = cpu
+            .sample(Logits::F32(&x), v, &params, &mut states)
+            .unwrap();
+        let tg: Vec<u32> = g.iter().map(|o| o.token).collect();
+        let tc: Vec<u32> = c.iter().map(|o| o.token).collect();
+        assert_eq!(tg, tc, "step {step}");
     }
 }

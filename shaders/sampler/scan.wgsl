@@ -12,9 +12,10 @@
 //   - plain sampling rows (no min-p / top-k / top-p): the Gumbel-max key
 //     and index (step 10), computing the random word and the logarithms
 //     only for tokens within GUMBEL_SPAN of the chunk's max;
-//   - filtered rows: the chunk's CAND largest keys of z / T, sorted, by a
-//     bitonic sort of the chunk in workgroup memory, and the largest key
-//     left out (finish.wgsl uses it to prove its candidates complete).
+//   - filtered rows: the chunk's CAND largest keys of z / T among each
+//     invocation's two best, sorted (a bitonic sort of 512 pairs in
+//     workgroup memory), and the largest key left out (finish.wgsl uses it
+//     to prove its candidates complete).
 // It writes these as partials and candidates; finish.wgsl merges them.
 
 var<workgroup> sa: array<u32, 1024>;
@@ -26,6 +27,8 @@ var<workgroup> wg_mode: u32;
 const MODE_GREEDY: u32 = 0u;
 const MODE_PLAIN: u32 = 1u;
 const MODE_FILTERED: u32 = 2u;
+// Pairs sorted per chunk: two per invocation.
+const KEPT: u32 = 2u * WG;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -168,31 +171,82 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (mode != MODE_FILTERED) {
         return;
     }
-    // Candidates: sort the chunk's (key, index) pairs, largest key first,
-    // lowest index on ties, empty entries (key 0) last.
+    // (Invocation 0 has read the reduction out of sa/sb before they are
+    // reused.)
     workgroupBarrier();
+    // Candidates. Each invocation keeps two of its four tokens (larger
+    // key, then lower index) and reports the best of the rest as left out; the 512
+    // kept pairs are sorted (bitonic, in workgroup memory) and the first
+    // CAND stay. The largest key left out anywhere in the chunk is the
+    // larger of the 65th sorted key and every invocation's third best.
+    // The tokens are regrouped by stride WG first (invocation i takes
+    // tokens i, i + 256, ...), so a run of adjacent large logits spreads
+    // over many invocations instead of crowding one.
     for (var q = 0u; q < ITEMS; q++) {
         sa[lid * ITEMS + q] = tkeys[q];
-        sb[lid * ITEMS + q] = select(NONE, base + q, tkeys[q] != 0u);
     }
     workgroupBarrier();
-    for (var k = 2u; k <= CHUNK; k <<= 1u) {
+    var gk = array<u32, 4>(0u, 0u, 0u, 0u);
+    for (var q = 0u; q < ITEMS; q++) {
+        gk[q] = sa[lid + q * WG];
+    }
+    workgroupBarrier();
+    var k0 = 0u;
+    var i0 = NONE;
+    var k1 = 0u;
+    var i1 = NONE;
+    var out_key = 0u;
+    for (var q = 0u; q < ITEMS; q++) {
+        if (gk[q] == 0u) {
+            continue;
+        }
+        var kc = gk[q];
+        var ic = c * CHUNK + lid + q * WG;
+        if (ka_before(kc, ic, k0, i0)) {
+            let tk = k0;
+            let ti = i0;
+            k0 = kc;
+            i0 = ic;
+            kc = tk;
+            ic = ti;
+        }
+        if (ka_before(kc, ic, k1, i1)) {
+            let tk = k1;
+            let ti = i1;
+            k1 = kc;
+            i1 = ic;
+            kc = tk;
+            ic = ti;
+        }
+        if (ic != NONE) {
+            out_key = max(out_key, kc);
+        }
+    }
+    // wg_tmax is still 0 in a filtered row (only plain rows set it): it
+    // now collects the third bests.
+    if (out_key != 0u) {
+        atomicMax(&wg_tmax, out_key);
+    }
+    sa[lid * 2u] = k0;
+    sb[lid * 2u] = i0;
+    sa[lid * 2u + 1u] = k1;
+    sb[lid * 2u + 1u] = i1;
+    workgroupBarrier();
+    for (var k = 2u; k <= KEPT; k <<= 1u) {
         for (var j = k >> 1u; j > 0u; j >>= 1u) {
-            for (var h = 0u; h < 2u; h++) {
-                let q = lid + h * WG;
-                let a = ((q & ~(j - 1u)) << 1u) | (q & (j - 1u));
-                let b = a + j;
-                let first = (a & k) == 0u;
-                let ka = sa[a];
-                let ia = sb[a];
-                let kb = sa[b];
-                let ib = sb[b];
-                if (ka_before(kb, ib, ka, ia) == first) {
-                    sa[a] = kb;
-                    sb[a] = ib;
-                    sa[b] = ka;
-                    sb[b] = ia;
-                }
+            let q = lid;
+            let a = ((q & ~(j - 1u)) << 1u) | (q & (j - 1u));
+            let b = a + j;
+            let first = (a & k) == 0u;
+            let ka = sa[a];
+            let ia = sb[a];
+            let kb = sa[b];
+            let ib = sb[b];
+            if (ka_before(kb, ib, ka, ia) == first) {
+                sa[a] = kb;
+                sb[a] = ib;
+                sa[b] = ka;
+                sb[b] = ia;
             }
             workgroupBarrier();
         }
@@ -203,6 +257,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         cands[w + 1u] = sb[lid];
     }
     if (lid == 0u) {
-        scratch[part(r, c, P_EXCL)] = sa[CAND];
+        scratch[part(r, c, P_EXCL)] = max(sa[CAND], atomicLoad(&wg_tmax));
     }
 }

@@ -169,6 +169,33 @@ pub(crate) struct Readback {
 }
 
 impl Readback {
+    /// Takes the staging buffer out (creating or growing it to hold
+    /// `size` bytes), for a read-back that cannot hold the lock, such as
+    /// an `async` one; [`Readback::put`] returns it.
+    pub(crate) fn take(&self, device: &wgpu::Device, size: u64) -> Result<wgpu::Buffer> {
+        let mut slot = self
+            .buf
+            .lock()
+            .map_err(|_| Error::Gpu("a read-back panicked earlier".into()))?;
+        Ok(match slot.take() {
+            Some(b) if b.size() >= size => b,
+            _ => device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgsample readback"),
+                size: size.max(16).next_power_of_two(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        })
+    }
+
+    /// Returns a buffer from [`Readback::take`] (unmapped) for the next
+    /// read-back.
+    pub(crate) fn put(&self, buf: wgpu::Buffer) {
+        if let Ok(mut slot) = self.buf.lock() {
+            *slot = Some(buf);
+        }
+    }
+
     /// Copies the first `size` bytes of `src` into the staging buffer at
     /// the end of `encoder`, submits it, waits, and returns the bytes.
     pub(crate) fn submit_and_read(

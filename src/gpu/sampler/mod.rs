@@ -1053,12 +1053,7 @@ impl GpuSampler {
         });
         self.record(&mut encoder, logits, batch)?;
         let size = u64::from(batch) * 12;
-        let staging = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("wgsample readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = self.readback.take(&device, size)?;
         encoder.copy_buffer_to_buffer(&self.out_buf, 0, &staging, 0, size);
         self.ctx.queue.submit([encoder.finish()]);
         let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -1079,6 +1074,7 @@ impl GpuSampler {
             .map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")))?
             .to_vec();
         staging.unmap();
+        self.readback.put(staging);
         decode_outputs(&bytes, batch as usize)
     }
 
