@@ -29,9 +29,10 @@ struct BeamDims {
 @group(0) @binding(4) var<storage, read_write> cand_parts: array<u32>;
 @group(0) @binding(5) var<storage, read_write> outbuf: array<u32>;
 
+// CHUNK (logits per workgroup) and LPT come from the Rust constants
+// (src/beam/gpu.rs), generated ahead of this file.
 const WG: u32 = 256u;
-const ITEMS: u32 = 16u;
-const CHUNK: u32 = 4096u; // WG * ITEMS logits per workgroup
+const ITEMS: u32 = CHUNK / WG;
 
 // Index of field f of the log-sum-exp partial of (row r, chunk c).
 fn lse_at(r: u32, c: u32, f: u32) -> u32 {

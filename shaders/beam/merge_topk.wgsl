@@ -6,7 +6,7 @@
 // read position in each; its head is the best entry at those positions.
 // K rounds of the tournament emit the winners in order.
 
-const LPT: u32 = 16u; // lists per invocation: at most 4096 lists per group
+// LPT, lists per invocation (MAX_LISTS / WG), is generated from Rust.
 
 fn list_entry(g: u32, l: u32, p: u32) -> u32 {
     return ((g * dims.lists + l) * dims.k + p) * 2u;

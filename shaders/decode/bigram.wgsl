@@ -23,7 +23,7 @@ struct Dims {
 @group(0) @binding(3) var<storage, read_write> logits: array<f32>;
 
 const WG: u32 = 256u;
-const CHUNK: u32 = 4096u;
+// CHUNK (logits per workgroup) is generated from src/decode/bigram.rs.
 
 @compute @workgroup_size(256)
 fn bigram_gather(

@@ -172,6 +172,49 @@ fn select_digit(r: u32, p: RowParams, full: bool, lid: u32, digit: u32, pmode: b
     workgroupBarrier();
 }
 
+// The largest key at position k - 1 of any chunk's sorted candidates
+// (0 where a chunk has fewer than k): a lower bound of the row's k-th
+// largest key. Workgroup-uniform.
+fn kth_bound(r: u32, lid: u32, k: u32) -> u32 {
+    if (lid == 0u) {
+        atomicStore(&wg_sel, 0u);
+    }
+    workgroupBarrier();
+    var m = 0u;
+    for (var c = lid; c < dims.chunks; c += WG) {
+        m = max(m, cands[cand_at(r, c * CAND + k - 1u)]);
+    }
+    atomicMax(&wg_sel, m);
+    workgroupBarrier();
+    return bcast(lid, atomicLoad(&wg_sel));
+}
+
+// The fixed-point mass of the source entries with key >= theta: per
+// invocation 64-bit sums, then a fixed tree (no atomics). Uniform.
+fn mass_total(r: u32, p: RowParams, full: bool, lid: u32, theta: u32, ztmax: f32) -> vec2<u32> {
+    var acc = vec2<u32>(0u, 0u);
+    let n = source_len(full);
+    for (var j = lid; j < n; j += WG) {
+        let key = entry(r, p, full, j).x;
+        if (key != 0u && key >= theta) {
+            acc = add64(acc, vec2<u32>(mass_of(key, ztmax), 0u));
+        }
+    }
+    workgroupBarrier();
+    fa[lid] = acc.x;
+    fb[lid] = acc.y;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            let m = add64(vec2<u32>(fa[lid], fb[lid]), vec2<u32>(fa[lid + s], fb[lid + s]));
+            fa[lid] = m.x;
+            fb[lid] = m.y;
+        }
+        workgroupBarrier();
+    }
+    return vec2<u32>(workgroupUniformLoad(&fa[0]), workgroupUniformLoad(&fb[0]));
+}
+
 fn reset_search(lid: u32) {
     if (lid == 0u) {
         ws_prefix = 0u;
@@ -423,13 +466,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             var exact = true;
             // Step 8: top-k, the k-th largest key.
             if ((p.flags & FLAG_TOP_K) != 0u) {
+                // Among the candidates, the k-th largest key of any one
+                // chunk is a lower bound of the row's k-th largest (when it
+                // survives min-p): the search can skip everything below.
+                var start = theta;
+                if (!full && p.top_k <= CAND) {
+                    start = max(theta, kth_bound(r, lid, p.top_k));
+                }
                 reset_search(lid);
-                select_digit(r, p, full, lid, 0u, false, theta, ztmax, p.top_k, vec2<u32>(0u));
-                // At most k survivors: top-k keeps them all.
+                select_digit(r, p, full, lid, 0u, false, start, ztmax, p.top_k, vec2<u32>(0u));
+                // Fewer than k survivors: top-k keeps them all.
                 let survivors = workgroupUniformLoad(&ws_total_c);
-                if (survivors > p.top_k) {
+                if (survivors >= p.top_k) {
                     for (var d = 1u; d < 4u; d++) {
-                        select_digit(r, p, full, lid, d, false, theta, ztmax, p.top_k, vec2<u32>(0u));
+                        select_digit(r, p, full, lid, d, false, start, ztmax, p.top_k, vec2<u32>(0u));
                     }
                     theta = max(theta, workgroupUniformLoad(&ws_prefix));
                     complete = full || row_excl == 0u || theta > row_excl;
@@ -444,24 +494,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             if ((p.flags & FLAG_TOP_P) != 0u && exact) {
                 let dense_total = !complete && theta == floor_key;
                 if (complete || dense_total) {
-                    reset_search(lid);
-                    // Digit 0 with an unreachable goal gives the total.
-                    select_digit(r, p, full, lid, 0u, true, theta, ztmax, 0u, vec2<u32>(NONE, NONE));
-                    let total_m = vec2<u32>(workgroupUniformLoad(&ws_total_lo), workgroupUniformLoad(&ws_total_hi));
-                    var tf = f32(total_m.y) * 4294967296.0 + f32(total_m.x);
+                    var tf = 0.0;
                     if (dense_total) {
                         tf = tsum * exp(tmax_row - ztmax) * 2147483648.0;
+                    } else {
+                        let total_m = mass_total(r, p, full, lid, theta, ztmax);
+                        tf = f32(total_m.y) * 4294967296.0 + f32(total_m.x);
                     }
                     let goal = top_p_target(p.top_p, tf);
+                    // The cut lies at or above max - D when the tokens
+                    // below it (each under e^-D of the max, at most V of
+                    // them) cannot hold the 1 - top_p of the mass the cut
+                    // leaves out: D = ln(V / ((1 - top_p) total)) + 1.
+                    // Candidates only, with room for rounding; never
+                    // reaching the goal then sends the row to the full
+                    // path.
+                    var start = theta;
+                    let spare = (1.0 - p.top_p) * tf;
+                    let pruned = !full && spare > 8.0 * f32(dims.vocab);
+                    if (pruned) {
+                        let lp = ztmax - (log(f32(dims.vocab) * 2147483648.0 / spare) + 1.0);
+                        start = max(theta, okey(lp));
+                    }
                     reset_search(lid);
                     for (var d = 0u; d < 4u; d++) {
-                        select_digit(r, p, full, lid, d, true, theta, ztmax, 0u, goal);
+                        select_digit(r, p, full, lid, d, true, start, ztmax, 0u, goal);
                     }
                     let hit = workgroupUniformLoad(&ws_hit);
                     theta = max(theta, workgroupUniformLoad(&ws_prefix));
                     // Never reaching the goal keeps every survivor: right
-                    // when they are all in the source, unknown otherwise.
-                    complete = full || ((hit != 0u || !dense_total) && (row_excl == 0u || theta > row_excl));
+                    // when they are all in the source and none was skipped,
+                    // unknown otherwise.
+                    complete = full || ((hit != 0u || (!dense_total && !pruned)) && (row_excl == 0u || theta > row_excl));
                 } else {
                     complete = false;
                 }

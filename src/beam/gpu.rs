@@ -47,18 +47,16 @@ const LSE: &str = include_str!("../../shaders/beam/lse.wgsl");
 const CHUNK_TOPK: &str = include_str!("../../shaders/beam/chunk_topk.wgsl");
 const MERGE_TOPK: &str = include_str!("../../shaders/beam/merge_topk.wgsl");
 
-/// The passes as (name, full source).
+/// The passes as (name, full source): shared helpers, the constants
+/// generated from Rust, the bindings, the pass.
 fn sources() -> [(&'static str, String); 3] {
+    let consts =
+        crate::gpu::kit::wgsl_consts(&[("CHUNK", CHUNK.into()), ("LPT", (MAX_LISTS / 256).into())]);
+    let pre = format!("{COMMON}\n{consts}\n{BINDINGS}");
     [
-        ("lse", format!("{COMMON}\n{BINDINGS}\n{LSE}")),
-        (
-            "chunk_topk",
-            format!("{COMMON}\n{BINDINGS}\n{TOURNAMENT}\n{CHUNK_TOPK}"),
-        ),
-        (
-            "merge_topk",
-            format!("{COMMON}\n{BINDINGS}\n{TOURNAMENT}\n{MERGE_TOPK}"),
-        ),
+        ("lse", format!("{pre}\n{LSE}")),
+        ("chunk_topk", format!("{pre}\n{TOURNAMENT}\n{CHUNK_TOPK}")),
+        ("merge_topk", format!("{pre}\n{TOURNAMENT}\n{MERGE_TOPK}")),
     ]
 }
 

@@ -18,7 +18,16 @@ use crate::gpu::{DType, GpuContext, GpuSampler, LogitsView, SamplerConfig};
 use crate::{CpuSampler, Error, Result, RowState};
 
 /// The gather pass's WGSL source (entry point `bigram_gather`).
-pub const BIGRAM_WGSL: &str = include_str!("../../shaders/decode/bigram.wgsl");
+const BIGRAM_PASS: &str = include_str!("../../shaders/decode/bigram.wgsl");
+
+/// The gather pass's full WGSL: `CHUNK` generated from the Rust constant,
+/// then `shaders/decode/bigram.wgsl`.
+pub fn bigram_wgsl() -> String {
+    format!(
+        "{}\n{BIGRAM_PASS}",
+        crate::gpu::kit::wgsl_consts(&[("CHUNK", CHUNK.into())])
+    )
+}
 
 /// Logits per workgroup along a row (`CHUNK` in the shader).
 const CHUNK: u32 = 4096;
@@ -156,7 +165,7 @@ impl BigramModel {
         let pipeline = compute_pipeline(
             device,
             "wgsample bigram gather",
-            BIGRAM_WGSL,
+            &bigram_wgsl(),
             "bigram_gather",
             &layout,
         )?;
@@ -428,7 +437,7 @@ mod tests {
 
     #[test]
     fn the_gather_shader_validates() {
-        crate::gpu::validate_wgsl(BIGRAM_WGSL).unwrap();
+        crate::gpu::validate_wgsl(&bigram_wgsl()).unwrap();
     }
 
     #[test]

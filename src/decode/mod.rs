@@ -34,7 +34,7 @@ pub use stop::{Detokenizer, Pushed, StopChecker, StopCriteria, StopReason};
 pub fn shader_sources() -> Vec<(String, String, &'static str)> {
     vec![(
         "decode:bigram".to_string(),
-        bigram::BIGRAM_WGSL.to_string(),
+        bigram::bigram_wgsl(),
         "bigram_gather",
     )]
 }

@@ -26,7 +26,7 @@ use super::kit::{
     DType, LogitsView, buffer_entry, check_buffer_size, check_output_buffer, compute_pipeline,
     grid_2d, plan_logits_binding, submit_and_read,
 };
-use crate::{Error, NO_TOKEN, Result, RowOutput, Status};
+use crate::{Error, Result, RowOutput};
 
 /// WGSL source of the argmax pass: `common.wgsl` followed by `argmax.wgsl`.
 pub const ARGMAX_WGSL: &str = concat!(
@@ -59,25 +59,7 @@ impl GpuRowOutput {
     /// buffer did not hold this kernel's output: `Error::Gpu`). Rows without
     /// a token get `NO_TOKEN` and a NaN logprob whatever the buffer held.
     pub fn to_row_output(self, vocab: u32) -> Result<RowOutput> {
-        let status = Status::from_code(self.status).ok_or_else(|| {
-            Error::Gpu(format!("unknown status code {} in GPU output", self.status))
-        })?;
-        match status {
-            Status::Ok if self.token < vocab => Ok(RowOutput {
-                token: self.token,
-                logprob: self.logprob,
-                status,
-            }),
-            Status::Ok => Err(Error::Gpu(format!(
-                "GPU output token {} is out of range for vocab {vocab}",
-                self.token
-            ))),
-            _ => Ok(RowOutput {
-                token: NO_TOKEN,
-                logprob: f32::NAN,
-                status,
-            }),
-        }
+        super::kit::row_result(self.token, self.logprob.to_bits(), self.status, vocab)
     }
 }
 
@@ -325,6 +307,7 @@ pub fn argmax_host(
 mod tests {
     use super::*;
     use crate::gpu::kit::{DType, grid_2d, plan_logits_binding};
+    use crate::{NO_TOKEN, Status};
 
     const F: DType = DType::F32;
 

@@ -12,7 +12,7 @@
 use std::sync::mpsc;
 
 use super::device::{GpuContext, scoped};
-use crate::{Error, Result};
+use crate::{Error, NO_TOKEN, Result, RowOutput, Status};
 
 /// Element type of the logits buffer. f16 and bf16 are read as packed u32
 /// words (two values per word, the lower address in the low half), so no
@@ -42,6 +42,48 @@ impl DType {
             DType::Bf16 => 2,
         }
     }
+}
+
+/// One row's result as a shader wrote it (token, logprob bits, status
+/// code), checked and turned into a [`RowOutput`]: the one decoding rule
+/// for every pass that emits row results (the sampler's planar output and
+/// argmax's interleaved one). An unknown status or an `Ok` token outside
+/// the vocabulary is an [`Error::Gpu`]; rows without a token get
+/// [`NO_TOKEN`] and a NaN logprob whatever the buffer held.
+pub(crate) fn row_result(
+    token: u32,
+    logprob_bits: u32,
+    status: u32,
+    vocab: u32,
+) -> Result<RowOutput> {
+    let status = Status::from_code(status)
+        .ok_or_else(|| Error::Gpu(format!("unknown status code {status} in GPU output")))?;
+    match status {
+        Status::Ok if token < vocab => Ok(RowOutput {
+            token,
+            logprob: f32::from_bits(logprob_bits),
+            status,
+        }),
+        Status::Ok => Err(Error::Gpu(format!(
+            "GPU output token {token} is out of range for vocab {vocab}"
+        ))),
+        _ => Ok(RowOutput {
+            token: NO_TOKEN,
+            logprob: f32::NAN,
+            status,
+        }),
+    }
+}
+
+/// WGSL `const` declarations (`u32`) for constants whose value lives in
+/// Rust: prepended to a pass's source so Rust and WGSL share one
+/// definition (WGSL has no includes and no build-time defines).
+pub(crate) fn wgsl_consts(consts: &[(&str, u64)]) -> String {
+    let mut s = String::from("// Generated from the Rust constants.\n");
+    for (name, value) in consts {
+        s.push_str(&format!("const {name}: u32 = {value}u;\n"));
+    }
+    s
 }
 
 /// A `[batch, vocab]` block of logits inside a wgpu buffer: the buffer

@@ -1023,7 +1023,7 @@ impl GpuSampler {
             self.readback
                 .submit_and_read(&self.ctx, encoder, &self.out_buf, u64::from(b) * 12)
         })?;
-        decode_outputs(&bytes, b as usize)
+        decode_outputs(&bytes, b as usize, self.cfg.vocab)
     }
 
     /// Records, submits and reads back one sampling step over rows
@@ -1075,7 +1075,7 @@ impl GpuSampler {
             .to_vec();
         staging.unmap();
         self.readback.put(staging);
-        decode_outputs(&bytes, batch as usize)
+        decode_outputs(&bytes, batch as usize, self.cfg.vocab)
     }
 
     /// Uploads host logits (`Logits` of `batch * V` values) and samples
@@ -1190,8 +1190,9 @@ pub(crate) fn shader_sources() -> Vec<(String, String, &'static str)> {
         .collect()
 }
 
-/// Decodes `batch` row results from the output layout.
-fn decode_outputs(bytes: &[u8], batch: usize) -> Result<Vec<RowOutput>> {
+/// Decodes `batch` row results from the output layout (planar: tokens,
+/// logprob bits, statuses), each through [`super::kit::row_result`].
+fn decode_outputs(bytes: &[u8], batch: usize, vocab: u32) -> Result<Vec<RowOutput>> {
     let w: &[u32] = bytemuck::try_cast_slice(bytes)
         .map_err(|e| Error::Gpu(format!("read-back of {} bytes: {e}", bytes.len())))?;
     if w.len() < batch * 3 {
@@ -1203,14 +1204,8 @@ fn decode_outputs(bytes: &[u8], batch: usize) -> Result<Vec<RowOutput>> {
     }
     (0..batch)
         .map(|r| {
-            let status = Status::from_code(w[2 * batch + r]).ok_or_else(|| {
-                Error::Gpu(format!("row {r}: unknown status code {}", w[2 * batch + r]))
-            })?;
-            Ok(RowOutput {
-                token: w[r],
-                logprob: f32::from_bits(w[batch + r]),
-                status,
-            })
+            super::kit::row_result(w[r], w[batch + r], w[2 * batch + r], vocab)
+                .map_err(|e| Error::Gpu(format!("row {r}: {e}")))
         })
         .collect()
 }

@@ -70,8 +70,7 @@ pub(crate) mod idx {
 /// the Rust values so they are written once.
 pub(crate) fn wgsl_constants() -> String {
     use super::*;
-    let mut s = String::from("// Generated from the Rust constants (src/gpu/sampler).\n");
-    let consts: [(&str, u64); 20] = [
+    let consts: [(&str, u64); 21] = [
         ("FLAG_GREEDY", FLAG_GREEDY.into()),
         ("FLAG_MODIFIED", FLAG_MODIFIED.into()),
         ("FLAG_MIN_P", FLAG_MIN_P.into()),
@@ -92,15 +91,9 @@ pub(crate) fn wgsl_constants() -> String {
         ("ST_NONE", Status::NoCandidates.code().into()),
         ("PATH_CANDIDATES", RowPath::Candidates.code().into()),
         ("PATH_FULL_ROW", RowPath::FullRow.code().into()),
+        ("PATH_NONE", RowPath::NoSelection.code().into()),
     ];
-    for (name, value) in consts {
-        s.push_str(&format!("const {name}: u32 = {value}u;\n"));
-    }
-    s.push_str(&format!(
-        "const PATH_NONE: u32 = {}u;\n",
-        RowPath::NoSelection.code()
-    ));
-    s
+    crate::gpu::kit::wgsl_consts(&consts)
 }
 
 /// The full WGSL of a pass: shared helpers, the generated constants, the
