@@ -290,11 +290,11 @@ fn vocabulary_of_one_and_of_two_to_the_eighteen() {
 }
 
 #[test]
-fn a_large_batch_without_penalties_fits_under_webgpu_default_limits() {
+fn a_large_batch_keeps_token_counts_only_for_rows_with_penalties() {
     // WebGPU's default limits: a 128 MiB storage binding. Token counts for
-    // 4096 rows x 4096 tokens (134 MB) do not fit, so this sampler keeps
-    // only each row's length and step: fine without penalties, and
-    // penalties are refused with the limit named (not a device error).
+    // 4096 rows x 4096 tokens (134 MB) do not fit, so this sampler gives a
+    // count list only to rows that get penalties; the others keep their
+    // length and step. Both kinds sample as the CPU does.
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapter =
@@ -311,33 +311,65 @@ fn a_large_batch_without_penalties_fits_under_webgpu_default_limits() {
     let mut s = GpuSampler::new(&ctx, SamplerConfig::new(b as u32, v as u32)).unwrap();
     let mut rng = StdRng::seed_from_u64(6);
     let x = normal(&mut rng, b * v, 2.0);
-    let params: Vec<SamplingParams> = (0..b)
-        .map(|r| SamplingParams {
-            top_k: [0, 5][r % 2],
-            ..p(r as u64)
+    // Rows 0, 5, 9 (and later 20, 1, 2, 3, 4, 6) with penalties: more
+    // than the first allocation of 4 count lists, so the state buffer
+    // grows (twice before one record) while rows already hold counts.
+    let pen = |r: usize| SamplingParams {
+        frequency_penalty: 0.7,
+        repetition_penalty: 1.4,
+        ..p(r as u64)
+    };
+    let mut params: Vec<SamplingParams> = (0..b)
+        .map(|r| match r {
+            0 | 5 | 9 => pen(r),
+            _ => SamplingParams {
+                top_k: [0, 5][r % 2],
+                ..p(r as u64)
+            },
         })
         .collect();
-    for (r, q) in params.iter().enumerate() {
-        s.set_params(r, q).unwrap();
+    let mut states: Vec<RowState> = (0..b).map(|r| RowState::new(&[r as u32 % 64])).collect();
+    for r in 0..b {
+        s.set_params(r, &params[r]).unwrap();
+        s.set_state(r, &states[r]).unwrap();
     }
     let mut cpu = CpuSampler::new();
-    let mut states = vec![RowState::default(); b];
-    for _ in 0..2 {
+    let mut step = |s: &mut GpuSampler, params: &[SamplingParams], states: &mut Vec<RowState>| {
         let g = s.sample_host(Logits::F32(&x), b as u32).unwrap();
-        let c = cpu
-            .sample(Logits::F32(&x), v, &params, &mut states)
-            .unwrap();
-        let tg: Vec<u32> = g.iter().map(|o| o.token).collect();
-        let tc: Vec<u32> = c.iter().map(|o| o.token).collect();
-        assert_eq!(tg, tc);
-    }
-    let pen = SamplingParams {
-        frequency_penalty: 0.5,
-        ..p(1)
+        let c = cpu.sample(Logits::F32(&x), v, params, states).unwrap();
+        let bad: Vec<(usize, u32, u32)> = (0..b)
+            .filter(|&r| g[r].token != c[r].token)
+            .map(|r| (r, g[r].token, c[r].token))
+            .take(8)
+            .collect();
+        assert!(bad.is_empty(), "(row, gpu, cpu): {bad:?}");
     };
-    let e = s.set_params(0, &pen).unwrap_err().to_string();
-    assert!(e.contains("max_storage_buffer_binding_size"), "{e}");
-    assert!(s.read_state(0).is_err());
+    for _ in 0..3 {
+        step(&mut s, &params, &mut states);
+    }
+    // Row 20 generated tokens without a count list: penalties now need its
+    // output first (an error, not wrong counts in silence).
+    let e = s.set_params(20, &pen(20)).unwrap_err().to_string();
+    assert!(e.contains("set_state"), "{e}");
+    assert!(s.read_state(20).is_err());
+    s.set_state(20, &states[20]).unwrap();
+    s.set_params(20, &pen(20)).unwrap();
+    params[20] = pen(20);
+    for r in [1, 2, 3, 4, 6] {
+        s.set_state(r, &states[r]).unwrap();
+        s.set_params(r, &pen(r)).unwrap();
+        params[r] = pen(r);
+    }
+    for _ in 0..3 {
+        step(&mut s, &params, &mut states);
+    }
+    for r in [0, 5, 9, 20, 1, 6] {
+        let dev = s.read_state(r).unwrap();
+        let want: Vec<(u32, u32)> = states[r].output_counts().collect();
+        let got: Vec<(u32, u32)> = dev.output_counts().collect();
+        assert_eq!(got, want, "row {r}");
+        assert_eq!(dev.step, states[r].step, "row {r}");
+    }
 }
 
 #[test]

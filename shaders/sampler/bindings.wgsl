@@ -20,7 +20,7 @@ struct Dims {
     vocab: u32,
     chunks: u32,      // workgroups per row of the dense pass
     dtype: u32,       // 0 f32, 1 f16, 2 bf16
-    counts_on: u32,   // 1 when the state holds the seen lists and counts
+    slots: u32,       // token-count lists in the state buffer
     cap: u32,         // seen-list capacity per row
     logits_off: u32,  // element offset of row 0 inside the logits binding
     max_batch: u32,
@@ -50,7 +50,7 @@ struct RowParams {
     allowed_off: u32,
     ov_off: u32,   // word offset of the row's overlay table in ovtab
     ov_cap: u32,   // slots of the table (a power of two), 0 = no table
-    pad0: u32,
+    seen_slot: u32, // the row's token-count list in `state`, NONE = none
 }
 
 // The constants Rust and WGSL share (FLAG_*, FILTERS, CHUNK, CAND,
@@ -105,15 +105,17 @@ fn cand_at(r: u32, j: u32) -> u32 {
 }
 
 // ---- per-row decode state
-// header [max_batch * 4]: n, step_lo, step_hi, seen_len; then seen tokens
-// [max_batch * cap], then seen counts [max_batch * cap].
+// header [max_batch * 4]: n, step_lo, step_hi, seen_len; then the seen
+// tokens [slots * cap], then their counts [slots * cap]. A row's lists are
+// at its params' seen_slot (every row's when they all fit one binding,
+// else only rows that have had penalties).
 fn st_n(r: u32) -> u32 { return r * 4u; }
 fn st_step_lo(r: u32) -> u32 { return r * 4u + 1u; }
 fn st_step_hi(r: u32) -> u32 { return r * 4u + 2u; }
 fn st_seen_len(r: u32) -> u32 { return r * 4u + 3u; }
-fn st_seen_tok(r: u32, k: u32) -> u32 { return dims.max_batch * 4u + r * dims.cap + k; }
-fn st_seen_cnt(r: u32, k: u32) -> u32 {
-    return dims.max_batch * 4u + dims.max_batch * dims.cap + r * dims.cap + k;
+fn st_seen_tok(slot: u32, k: u32) -> u32 { return dims.max_batch * 4u + slot * dims.cap + k; }
+fn st_seen_cnt(slot: u32, k: u32) -> u32 {
+    return dims.max_batch * 4u + dims.slots * dims.cap + slot * dims.cap + k;
 }
 
 // f16 bits -> f32 bits, exact (subnormals included), without relying on

@@ -265,10 +265,11 @@ fn finish_row(r: u32, lid: u32, tok: u32, status: u32, rmax: f32, rsum: f32) {
         atomicStore(&wg_found, NONE);
     }
     workgroupBarrier();
-    if (status == ST_OK && dims.counts_on != 0u) {
+    let slot = params[r].seen_slot;
+    if (status == ST_OK && slot != NONE) {
         let len = state[st_seen_len(r)];
         for (var k = lid; k < len; k += WG) {
-            if (state[st_seen_tok(r, k)] == tok) {
+            if (state[st_seen_tok(slot, k)] == tok) {
                 atomicMin(&wg_found, k);
             }
         }
@@ -292,15 +293,15 @@ fn finish_row(r: u32, lid: u32, tok: u32, status: u32, rmax: f32, rsum: f32) {
                 state[st_step_hi(r)] += 1u;
             }
             let f = atomicLoad(&wg_found);
-            if (dims.counts_on == 0u) {
-                // Only n and the step are kept (no row has penalties).
+            if (slot == NONE) {
+                // Only n and the step are kept for this row.
             } else if (f != NONE) {
-                state[st_seen_cnt(r, f)] += 1u;
+                state[st_seen_cnt(slot, f)] += 1u;
             } else {
                 let len = state[st_seen_len(r)];
                 if (len < dims.cap) {
-                    state[st_seen_tok(r, len)] = tok;
-                    state[st_seen_cnt(r, len)] = 1u;
+                    state[st_seen_tok(slot, len)] = tok;
+                    state[st_seen_cnt(slot, len)] = 1u;
                     state[st_seen_len(r)] = len + 1u;
                 }
             }

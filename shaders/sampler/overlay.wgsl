@@ -78,11 +78,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             ov_mark(p, lists[p.prompt_off + k], M_PROMPT);
         }
     }
-    if (p.rep != 1.0 || p.freq != 0.0 || p.presence != 0.0) {
+    // Rows with penalties always have a token-count slot (the host sees to it).
+    if ((p.rep != 1.0 || p.freq != 0.0 || p.presence != 0.0) && p.seen_slot != NONE) {
         for (var k = lid; k < seen; k += WG) {
-            let s = ov_mark(p, state[st_seen_tok(r, k)], M_SEEN);
+            let s = ov_mark(p, state[st_seen_tok(p.seen_slot, k)], M_SEEN);
             if (s != NONE) {
-                atomicStore(&ovtab[ov_word(p, OV_COUNT, s)], state[st_seen_cnt(r, k)]);
+                atomicStore(&ovtab[ov_word(p, OV_COUNT, s)], state[st_seen_cnt(p.seen_slot, k)]);
             }
         }
     }

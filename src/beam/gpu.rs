@@ -291,40 +291,23 @@ impl GpuBeamStep {
         q.write_buffer(&self.scores_buf, 0, bytemuck::cast_slice(beam_scores));
         self.last_groups = groups;
         scoped(&device, "recording the beam step", || {
-            let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("wgsample beam"),
-                layout: &self.layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: self.dims_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: logits.buffer,
-                            offset: bind.offset,
-                            size: wgpu::BufferSize::new(bind.size),
-                        }),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: self.scores_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: self.lse_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: self.cand_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 5,
-                        resource: self.out_buf.as_entire_binding(),
-                    },
+            let bg = crate::gpu::kit::bind_group(
+                &device,
+                "wgsample beam",
+                &self.layout,
+                &[
+                    self.dims_buf.as_entire_binding(),
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: logits.buffer,
+                        offset: bind.offset,
+                        size: wgpu::BufferSize::new(bind.size),
+                    }),
+                    self.scores_buf.as_entire_binding(),
+                    self.lse_buf.as_entire_binding(),
+                    self.cand_buf.as_entire_binding(),
+                    self.out_buf.as_entire_binding(),
                 ],
-            });
+            );
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("wgsample beam step"),
                 timestamp_writes: None,

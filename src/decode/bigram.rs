@@ -284,28 +284,17 @@ impl BigramModel {
         }
         let device = &self.ctx.device;
         scoped(device, "recording the bigram gather", || {
-            let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("wgsample bigram"),
-                layout: &self.layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: self.dims.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: self.table.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: tokens.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: self.logits.as_entire_binding(),
-                    },
+            let bg = crate::gpu::kit::bind_group(
+                device,
+                "wgsample bigram",
+                &self.layout,
+                &[
+                    self.dims.as_entire_binding(),
+                    self.table.as_entire_binding(),
+                    tokens.as_entire_binding(),
+                    self.logits.as_entire_binding(),
                 ],
-            });
+            );
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("wgsample bigram gather"),
                 timestamp_writes: None,

@@ -183,32 +183,24 @@ impl ArgmaxPipeline {
                 contents: bytemuck::bytes_of(&params),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("wgsample argmax"),
-                layout: &self.layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: logits,
-                            offset: binding.offset,
-                            size: wgpu::BufferSize::new(binding.size),
-                        }),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: out,
-                            offset: 0,
-                            size: wgpu::BufferSize::new(out_bytes),
-                        }),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: params_buf.as_entire_binding(),
-                    },
+            let bind_group = crate::gpu::kit::bind_group(
+                device,
+                "wgsample argmax",
+                &self.layout,
+                &[
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: logits,
+                        offset: binding.offset,
+                        size: wgpu::BufferSize::new(binding.size),
+                    }),
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: out,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(out_bytes),
+                    }),
+                    params_buf.as_entire_binding(),
                 ],
-            });
+            );
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("wgsample argmax"),
                 timestamp_writes: None,

@@ -75,6 +75,29 @@ pub(crate) fn row_result(
     }
 }
 
+/// A bind group for `layout` whose binding `i` is `resources[i]`: every
+/// pass of the crate binds its buffers at 0, 1, 2, ... in layout order.
+pub(crate) fn bind_group(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    resources: &[wgpu::BindingResource<'_>],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry<'_>> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: r.clone(),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}
+
 /// WGSL `const` declarations (`u32`) for constants whose value lives in
 /// Rust: prepended to a pass's source so Rust and WGSL share one
 /// definition (WGSL has no includes and no build-time defines).

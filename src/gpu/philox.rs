@@ -118,24 +118,16 @@ fn run_helper(
             contents: bytemuck::bytes_of(&params),
             usage: wgpu::BufferUsages::UNIFORM,
         });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("wgsample helpers"),
-            layout: &layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: in_buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: out_buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: params_buf.as_entire_binding(),
-                },
+        let bind_group = crate::gpu::kit::bind_group(
+            device,
+            "wgsample helpers",
+            &layout,
+            &[
+                in_buf.as_entire_binding(),
+                out_buf.as_entire_binding(),
+                params_buf.as_entire_binding(),
             ],
-        });
+        );
         let mut encoder =
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(entry) });
         {

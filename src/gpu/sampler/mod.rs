@@ -133,7 +133,11 @@ pub struct SamplerConfig {
     pub vocab: u32,
     /// Capacity of each row's on-device list of distinct generated tokens
     /// (the counts behind the penalties). A row with penalties may not
-    /// generate more tokens than this since its state was last set.
+    /// generate more tokens than this since its state was last set. Every
+    /// row gets a list when `max_batch x max_seen_tokens x 8` bytes fit one
+    /// storage binding; otherwise only rows given penalties get one (the
+    /// others keep their length and step), so a large batch without
+    /// penalties costs no list memory.
     pub max_seen_tokens: u32,
 }
 
@@ -177,7 +181,7 @@ struct RowParamsGpu {
     allowed_off: u32,
     ov_off: u32,
     ov_cap: u32,
-    pad0: u32,
+    seen_slot: u32,
 }
 
 /// The uniform of every pass (`Dims` in bindings.wgsl).
@@ -188,7 +192,7 @@ struct Dims {
     vocab: u32,
     chunks: u32,
     dtype: u32,
-    counts_on: u32,
+    slots: u32,
     cap: u32,
     logits_off: u32,
     max_batch: u32,
@@ -277,8 +281,23 @@ pub struct GpuSampler {
     dirty: bool,
     last_batch: u32,
     last_dims: Option<Dims>,
-    /// Whether the state buffer holds every row's token counts.
-    counts_on: bool,
+    /// Each row's slot in the state buffer's token-count lists (`u32::MAX`:
+    /// the device keeps only the row's length and step). Every row has one
+    /// when lists for all rows fit one binding; otherwise rows get one when
+    /// they are first given penalties.
+    seen_slot: Vec<u32>,
+    /// Slots the state buffer holds, and slots handed out.
+    slots: u32,
+    slots_used: u32,
+    /// Rows that may have generated tokens while they had no slot since
+    /// their state was last set (their counts are unknown).
+    untracked: Vec<bool>,
+    /// The counts of each row's last `set_state`, for a slot given later.
+    seen_host: Vec<Vec<(u32, u32)>>,
+    /// Copies (old state buffer, source offset, destination offset, bytes)
+    /// that carry the state into a grown buffer, recorded before the
+    /// staged writes.
+    pending_copies: Vec<(wgpu::Buffer, u64, u64, u64)>,
     /// The bind group of the last record, reused while the logits binding
     /// (buffer, offset, size) and the sampler's buffers stay the same.
     bind_cache: Option<BindCache>,
@@ -355,12 +374,12 @@ impl GpuSampler {
         // they fit in one binding; a larger batch keeps only n and the step,
         // and refuses penalties with the limit named.
         let state_full = (b * 4 + 2 * b * cap) * 4;
-        let counts_on = state_full <= limits.max_storage_buffer_binding_size
+        let counts_all = state_full <= limits.max_storage_buffer_binding_size
             && state_full <= limits.max_buffer_size;
         let sizes = [
             (
                 "the per-row state",
-                if counts_on { state_full } else { b * 16 },
+                if counts_all { state_full } else { b * 16 },
             ),
             (
                 "the scratch buffer",
@@ -444,7 +463,16 @@ impl GpuSampler {
                 dirty: true,
                 last_batch: 0,
                 last_dims: None,
-                counts_on,
+                seen_slot: if counts_all {
+                    (0..cfg.max_batch).collect()
+                } else {
+                    vec![u32::MAX; cfg.max_batch as usize]
+                },
+                slots: if counts_all { cfg.max_batch } else { 0 },
+                slots_used: if counts_all { cfg.max_batch } else { 0 },
+                untracked: vec![false; cfg.max_batch as usize],
+                seen_host: vec![Vec::new(); cfg.max_batch as usize],
+                pending_copies: Vec::new(),
                 bind_cache: None,
                 buffers_gen: 0,
                 readback: Readback::default(),
@@ -469,8 +497,8 @@ impl GpuSampler {
     pub fn set_params(&mut self, row: usize, params: &SamplingParams) -> Result<()> {
         self.check_row(row)?;
         params.validate(row, self.cfg.vocab as usize)?;
-        if params.penalties_active() && !self.counts_on {
-            return Err(self.counts_error(row));
+        if params.penalties_active() && self.seen_slot[row] == u32::MAX {
+            self.give_slot(row)?;
         }
         if params.penalties_active() && self.steps_bound[row] >= u64::from(self.cfg.max_seen_tokens)
         {
@@ -495,8 +523,6 @@ impl GpuSampler {
                 seen.len()
             )));
         }
-        let b = u64::from(self.cfg.max_batch);
-        let capw = u64::from(self.cfg.max_seen_tokens);
         let r = row as u64;
         let header = [
             state.generated_len(),
@@ -505,19 +531,10 @@ impl GpuSampler {
             seen.len() as u32,
         ];
         self.stage(Dst::State, r * 16, bytemuck::cast_slice(&header));
-        if !seen.is_empty() && self.counts_on {
-            let toks: Vec<u32> = seen.iter().map(|s| s.0).collect();
-            let cnts: Vec<u32> = seen.iter().map(|s| s.1).collect();
-            self.stage(
-                Dst::State,
-                (b * 4 + r * capw) * 4,
-                bytemuck::cast_slice(&toks),
-            );
-            self.stage(
-                Dst::State,
-                (b * 4 + b * capw + r * capw) * 4,
-                bytemuck::cast_slice(&cnts),
-            );
+        self.seen_host[row] = seen.clone();
+        self.untracked[row] = false;
+        if self.seen_slot[row] != u32::MAX {
+            self.stage_seen(row);
         }
         self.prompts[row] = state.prompt_tokens().to_vec();
         self.steps_bound[row] = seen.len() as u64;
@@ -538,6 +555,9 @@ impl GpuSampler {
     /// among the recorded passes, so two `record` calls before one submit
     /// each run with the parameters and state they were recorded with.
     fn encode_pending(&self, encoder: &mut wgpu::CommandEncoder) {
+        for (old, from, to, n) in &self.pending_copies {
+            encoder.copy_buffer_to_buffer(old, *from, &self.state_buf, *to, *n);
+        }
         if self.pending.is_empty() {
             return;
         }
@@ -580,17 +600,112 @@ impl GpuSampler {
         Ok(())
     }
 
-    fn counts_error(&self, row: usize) -> Error {
-        let c = &self.cfg;
-        Error::Gpu(format!(
-            "row {row}: penalties need every row's token counts on the device, \
-             max_batch ({}) x max_seen_tokens ({}) x 8 bytes, more than this device's \
-             max_storage_buffer_binding_size ({}); this sampler keeps only each row's \
-             length and step. Lower max_batch or max_seen_tokens",
-            c.max_batch,
-            c.max_seen_tokens,
-            self.ctx.device.limits().max_storage_buffer_binding_size
-        ))
+    /// Byte offsets of slot `slot`'s token list and count list in a state
+    /// buffer of `slots` slots.
+    fn seen_offsets(&self, slot: u32, slots: u32) -> (u64, u64) {
+        let b = u64::from(self.cfg.max_batch);
+        let cap = u64::from(self.cfg.max_seen_tokens);
+        let (slot, slots) = (u64::from(slot), u64::from(slots));
+        (
+            (b * 4 + slot * cap) * 4,
+            (b * 4 + slots * cap + slot * cap) * 4,
+        )
+    }
+
+    /// Stages row `row`'s counts from its last `set_state` into its slot.
+    fn stage_seen(&mut self, row: usize) {
+        let seen = std::mem::take(&mut self.seen_host[row]);
+        if !seen.is_empty() {
+            let (to, co) = self.seen_offsets(self.seen_slot[row], self.slots);
+            let toks: Vec<u32> = seen.iter().map(|s| s.0).collect();
+            let cnts: Vec<u32> = seen.iter().map(|s| s.1).collect();
+            self.stage(Dst::State, to, bytemuck::cast_slice(&toks));
+            self.stage(Dst::State, co, bytemuck::cast_slice(&cnts));
+        }
+        self.seen_host[row] = seen;
+    }
+
+    /// Gives row `row` a token-count slot (only when not every row has
+    /// one), growing the state buffer when all are taken: the old contents
+    /// are copied over in the next recorded encoder, ahead of the staged
+    /// writes, whose offsets move with the count lists.
+    fn give_slot(&mut self, row: usize) -> Result<()> {
+        if self.untracked[row] {
+            return Err(Error::Shape(format!(
+                "row {row}: penalties need the counts of the tokens this row generated, and \
+                 this sampler did not keep them (the row had no penalties, and max_batch x \
+                 max_seen_tokens lists for every row do not fit the device's binding limit); \
+                 call set_state with the row's output first"
+            )));
+        }
+        if self.slots_used == self.slots {
+            let (b, cap) = (
+                u64::from(self.cfg.max_batch),
+                u64::from(self.cfg.max_seen_tokens),
+            );
+            let limits = self.ctx.device.limits();
+            let max_bytes = limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size);
+            let bytes_for = |n: u32| (b * 4 + 2 * u64::from(n) * cap) * 4;
+            // Double (at least 4), but never past what one binding holds.
+            let mut new_slots = (self.slots * 2).max(4).min(self.cfg.max_batch);
+            while new_slots > self.slots + 1 && bytes_for(new_slots) > max_bytes {
+                new_slots -= 1;
+            }
+            let bytes = bytes_for(new_slots);
+            if bytes > max_bytes {
+                return Err(Error::Gpu(format!(
+                    "row {row}: penalties need a token-count list of max_seen_tokens ({}) \
+                     entries; {new_slots} of them need {bytes} bytes, more than this device's \
+                     max_storage_buffer_binding_size ({}); lower max_seen_tokens or the \
+                     number of rows with penalties",
+                    self.cfg.max_seen_tokens, limits.max_storage_buffer_binding_size
+                )));
+            }
+            let new = storage_buffer(
+                &self.ctx.device,
+                "wgsample state",
+                bytes,
+                wgpu::BufferUsages::COPY_SRC,
+            );
+            let old = std::mem::replace(&mut self.state_buf, new);
+            let (old_slots, header) = (self.slots, b * 16);
+            let list = u64::from(old_slots) * cap * 4;
+            let (_, old_counts) = self.seen_offsets(0, old_slots);
+            let (_, new_counts) = self.seen_offsets(0, new_slots);
+            // Header and token lists keep their offsets; the count lists
+            // move up by the added token lists. A buffer that grows again
+            // before the next record holds nothing yet: the copies still
+            // come from the buffer that has the data, into the new layout.
+            let shift = new_counts - old_counts;
+            if self.pending_copies.is_empty() {
+                self.pending_copies.push((old.clone(), 0, 0, header + list));
+                if list > 0 {
+                    self.pending_copies
+                        .push((old, old_counts, new_counts, list));
+                }
+            } else {
+                for (_, _, to, _) in &mut self.pending_copies {
+                    if *to >= old_counts && *to > 0 {
+                        *to += shift;
+                    }
+                }
+            }
+            for (dst, off, _) in &mut self.pending {
+                if *dst == Dst::State && *off >= old_counts {
+                    *off += shift;
+                }
+            }
+            self.slots = new_slots;
+            self.buffers_gen += 1;
+            self.last_dims = None;
+        }
+        self.seen_slot[row] = self.slots_used;
+        self.slots_used += 1;
+        self.stage_seen(row);
+        self.dirty = true;
+        Ok(())
     }
 
     fn capacity_error(&self, row: usize) -> Error {
@@ -672,6 +787,7 @@ impl GpuSampler {
                 g.ov_cap = cap as u32;
                 ov_words += OV_FIELDS * cap as u64;
             }
+            g.seen_slot = self.seen_slot[r];
             g.flags = flags;
             self.flags[r] = flags;
             gpu.push(g);
@@ -832,7 +948,7 @@ impl GpuSampler {
             vocab: self.cfg.vocab,
             chunks: self.chunks,
             dtype: logits.dtype.code(),
-            counts_on: u32::from(self.counts_on),
+            slots: self.slots,
             cap: self.cfg.max_seen_tokens,
             logits_off: bind.base,
             max_batch: self.cfg.max_batch,
@@ -845,6 +961,11 @@ impl GpuSampler {
         }
         for s in &mut self.steps_bound[..rows] {
             *s += 1;
+        }
+        for r in 0..rows {
+            if self.seen_slot[r] == u32::MAX {
+                self.untracked[r] = true;
+            }
         }
         self.last_batch = batch;
         Ok(())
@@ -862,6 +983,7 @@ impl GpuSampler {
         let device = self.ctx.device.clone();
         self.encode_pending(encoder);
         self.pending.clear();
+        self.pending_copies.clear();
         let cached = self.bind_cache.as_ref().is_some_and(|c| {
             c.logits == *logits
                 && c.offset == bind.offset
@@ -901,58 +1023,30 @@ impl GpuSampler {
     /// `offset` for `size` bytes.
     fn bind_group(&self, logits: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BindGroup {
         let cands = self.cand_buf.as_ref().unwrap_or(&self.dummy);
-        self.ctx
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("wgsample sampler"),
-                layout: &self.layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &self.dims_buf,
-                            offset: 0,
-                            size: wgpu::BufferSize::new(32),
-                        }),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: logits,
-                            offset,
-                            size: wgpu::BufferSize::new(size),
-                        }),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: self.ov_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: self.params_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: self.lists_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 5,
-                        resource: self.state_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 6,
-                        resource: self.scratch_buf.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 7,
-                        resource: cands.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 8,
-                        resource: self.out_buf.as_entire_binding(),
-                    },
-                ],
-            })
+        crate::gpu::kit::bind_group(
+            &self.ctx.device,
+            "wgsample sampler",
+            &self.layout,
+            &[
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.dims_buf,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(32),
+                }),
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: logits,
+                    offset,
+                    size: wgpu::BufferSize::new(size),
+                }),
+                self.ov_buf.as_entire_binding(),
+                self.params_buf.as_entire_binding(),
+                self.lists_buf.as_entire_binding(),
+                self.state_buf.as_entire_binding(),
+                self.scratch_buf.as_entire_binding(),
+                cands.as_entire_binding(),
+                self.out_buf.as_entire_binding(),
+            ],
+        )
     }
 
     /// The dispatches [`GpuSampler::record`] would record now for rows
@@ -1115,17 +1209,20 @@ impl GpuSampler {
     /// Reads row `row`'s decode state back from the device (prompt from
     /// the host copy; counts, generated length and step from the GPU).
     ///
-    /// Errors: `row` out of range, or a sampler too large to keep token
-    /// counts (`max_batch x max_seen_tokens x 8` bytes above the device's
-    /// `max_storage_buffer_binding_size`; such a sampler refuses penalties
-    /// and keeps only each row's length and step).
+    /// Errors: `row` out of range, or a row whose token counts the device
+    /// does not keep: when lists of `max_seen_tokens` counts for every row
+    /// (`max_batch x max_seen_tokens x 8` bytes) exceed the device's
+    /// `max_storage_buffer_binding_size`, only rows that have had penalties
+    /// get one, and the others keep only their length and step.
     pub fn read_state(&self, row: usize) -> Result<RowState> {
         self.check_row(row)?;
-        if !self.counts_on {
+        let slot = self.seen_slot[row];
+        if slot == u32::MAX {
             return Err(Error::Gpu(format!(
-                "row {row}: this sampler keeps no token counts (max_batch {} x \
-                 max_seen_tokens {} x 8 bytes is above the device's \
-                 max_storage_buffer_binding_size), so its state cannot be read back",
+                "row {row}: its token counts are not kept on the device (it has had no \
+                 penalties, and max_batch {} x max_seen_tokens {} lists for every row do \
+                 not fit the device's max_storage_buffer_binding_size), so its state \
+                 cannot be read back",
                 self.cfg.max_batch, self.cfg.max_seen_tokens
             )));
         }
@@ -1140,12 +1237,12 @@ impl GpuSampler {
             submit_and_read(&self.ctx, enc, &self.state_buf, size)
         })?;
         let w: &[u32] = bytemuck::cast_slice(&bytes);
-        let b = self.cfg.max_batch as usize;
         let cap = self.cfg.max_seen_tokens as usize;
         let h = &w[row * 4..row * 4 + 4];
         let len = (h[3] as usize).min(cap);
-        let toks = &w[b * 4 + row * cap..][..len];
-        let cnts = &w[b * 4 + b * cap + row * cap..][..len];
+        let (to, co) = self.seen_offsets(slot, self.slots);
+        let toks = &w[to as usize / 4..][..len];
+        let cnts = &w[co as usize / 4..][..len];
         let mut out = Vec::new();
         for (&t, &c) in toks.iter().zip(cnts) {
             out.extend(std::iter::repeat_n(t, c as usize));
@@ -1277,13 +1374,13 @@ mod layout_tests {
                 rust_layout!(RowParamsGpu; temperature, top_k, top_p, ln_min_p, rep, presence,
                     freq, flags, min_new, seed_lo, seed_hi, bias_off, bias_len, banned_off,
                     banned_len, eos_off, eos_len, prompt_off, prompt_len, prompt_mask_off,
-                    allowed_off, ov_off, ov_cap, pad0),
+                    allowed_off, ov_off, ov_cap, seen_slot),
                 "RowParams in {}",
                 pass.name
             );
             assert_eq!(
                 wgsl_layout(&src, "Dims"),
-                rust_layout!(Dims; batch, vocab, chunks, dtype, counts_on, cap, logits_off,
+                rust_layout!(Dims; batch, vocab, chunks, dtype, slots, cap, logits_off,
                     max_batch),
                 "Dims in {}",
                 pass.name
