@@ -41,11 +41,11 @@ pub const ROW_OUTPUT_BYTES: u64 = 12;
 /// One row's result as the GPU writes it: `token` (`u32::MAX` when there is
 /// none), `logprob` (bits of an f32: `log_softmax(raw row)[token]`, NaN when
 /// there is no token) and `status` (0 ok, 1 invalid logits, 2 no
-/// candidates; see [`Status::from_code`]).
+/// candidates; see [`Status::from_code`](crate::Status::from_code)).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct GpuRowOutput {
-    /// Token id, or [`NO_TOKEN`].
+    /// Token id, or [`NO_TOKEN`](crate::NO_TOKEN).
     pub token: u32,
     /// Log-probability of `token` under the raw logits.
     pub logprob: f32,
