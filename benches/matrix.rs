@@ -11,6 +11,9 @@
 //!   before and the beginning of an empty one after (the sampler records its
 //!   own pass, so its pass descriptor cannot carry the writes). `-` when the
 //!   adapter has no timestamps.
+//!   Where the adapter also has `TIMESTAMP_QUERY_INSIDE_PASSES`, a second
+//!   table gives each pass's own GPU time (`GpuSampler::record_timed`,
+//!   median of 21 steps).
 //! - `gpu_wall`: wall time of [`GpuSampler::sample`]: record, submit, wait,
 //!   read back the `B` row results (12 bytes a row). The logits stay in a GPU
 //!   buffer, as in an engine.
@@ -187,7 +190,8 @@ fn open_timed_device() -> Option<(GpuContext, Stamps)> {
         let adapter = adapters.into_iter().next()?;
         let want =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
-        let features = adapter.features() & want;
+        // Inside passes too, where the adapter has it: per-pass times.
+        let features = adapter.features() & (want | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgsample matrix bench"),
@@ -310,6 +314,79 @@ impl Timer {
         self.read.unmap();
         Duration::from_nanos((t[1].saturating_sub(t[0]) as f64 * self.period_ns) as u64)
     }
+}
+
+/// Per-pass GPU times from `GpuSampler::record_timed` (devices with
+/// `TIMESTAMP_QUERY_INSIDE_PASSES`): the median over `STEPS` steps of each
+/// pass of the plan, in µs, labelled.
+fn per_pass_us(
+    ctx: &GpuContext,
+    gpu: &mut GpuSampler,
+    logits: &wgpu::Buffer,
+    b: u32,
+) -> Option<Vec<(String, f64)>> {
+    const STEPS: usize = 21;
+    let d = &ctx.device;
+    let set = d.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("matrix per-pass timestamps"),
+        ty: wgpu::QueryType::Timestamp,
+        count: 8,
+    });
+    let resolve = d.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 64,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let read = d.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let period = f64::from(ctx.queue.get_timestamp_period());
+    let mut per: Vec<Vec<f64>> = Vec::new();
+    let mut labels = Vec::new();
+    for _ in 0..STEPS {
+        let mut enc = d.create_command_encoder(&Default::default());
+        let view = LogitsView {
+            buffer: logits,
+            offset: 0,
+            dtype: DType::F32,
+        };
+        let plan = match gpu.record_timed(&mut enc, view, b, &set, 0) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("matrix bench: no per-pass times: {e}");
+                return None;
+            }
+        };
+        let n = plan.passes.len() as u32 + 1;
+        enc.resolve_query_set(&set, 0..n, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, 64);
+        ctx.queue.submit([enc.finish()]);
+        read.slice(..)
+            .map_async(wgpu::MapMode::Read, |r| r.expect("map"));
+        d.poll(wgpu::PollType::wait_indefinitely()).expect("poll");
+        let t: [u64; 8] =
+            *bytemuck::from_bytes(&read.slice(..).get_mapped_range().expect("map")[..64]);
+        read.unmap();
+        labels = plan.passes.iter().map(|p| p.label.clone()).collect();
+        per.resize(labels.len(), Vec::new());
+        for i in 0..labels.len() {
+            per[i].push(t[i + 1].saturating_sub(t[i]) as f64 * period / 1000.0);
+        }
+    }
+    Some(
+        labels
+            .into_iter()
+            .zip(per)
+            .map(|(l, mut v)| {
+                v.sort_by(f64::total_cmp);
+                (l, v[v.len() / 2])
+            })
+            .collect(),
+    )
 }
 
 /// Median (µs) from criterion's `estimates.json` of a bench run in this
@@ -497,6 +574,12 @@ fn main() {
     // (batch, vocab, strategy) -> path -> agreement "n/B" of GPU vs CPU tokens.
     let mut agree: BTreeMap<(usize, usize, String), String> = BTreeMap::new();
     let mut plans: BTreeMap<(usize, usize, String), (usize, usize)> = BTreeMap::new();
+    let mut passes: BTreeMap<(usize, usize, String), Vec<(String, f64)>> = BTreeMap::new();
+    let per_pass = gpu.as_ref().is_some_and(|(c, _)| {
+        c.device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+    });
     let table = Table {
         adapter: adapter.clone(),
         stamps: stamps.describe(),
@@ -605,6 +688,13 @@ fn main() {
                             })
                         });
                     }
+                    if gpu_ok && per_pass && has("gpu_ts") {
+                        let ctx = &gpu.as_ref().unwrap().0;
+                        if let Some(t) = per_pass_us(ctx, s, buf, b as u32) {
+                            passes.insert((b, v, strat.clone()), t);
+                        }
+                        reset(s);
+                    }
                     if gpu_ok && has("gpu_wall") {
                         group.bench_function(BenchmarkId::new("gpu_wall", strat), |bch| {
                             bch.iter_custom(|iters| {
@@ -674,7 +764,17 @@ fn main() {
         .iter()
         .flat_map(|&b| vocabs.iter().map(move |&v| (b, v)))
         .collect();
-    let out = table.render(&all, &agree, &plans);
+    let mut out = table.render(&all, &agree, &plans);
+    if !passes.is_empty() {
+        // Per-pass GPU time (record_timed: a timestamp before each dispatch
+        // and after the last), median of 21 steps, µs.
+        out.push_str("== wgsample per-pass GPU time: median µs of 21 steps ==\n");
+        for ((b, v, strat), t) in &passes {
+            let cells: Vec<String> = t.iter().map(|(l, us)| format!("{l}={us:.1}")).collect();
+            out.push_str(&format!("{b:<6} {v:<7} {strat:<18} {}\n", cells.join(" ")));
+        }
+        out.push_str("== end ==\n");
+    }
     print!("{out}");
     table.save(&out);
 }

@@ -480,3 +480,52 @@ fn sample_async_agrees_with_the_cpu_step_after_step() {
         assert_eq!(tg, tc, "step {step}");
     }
 }
+
+#[test]
+fn record_timed_needs_the_inside_passes_timestamp_feature() {
+    // open_device asks for no optional feature: per-pass timestamps are an
+    // error that names the feature, and nothing is recorded.
+    let ctx = ctx();
+    let v = 100usize;
+    let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: (v * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(1, v as u32)).unwrap();
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    if ctx
+        .device
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+    {
+        let q = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: None,
+            ty: wgpu::QueryType::Timestamp,
+            count: 4,
+        });
+        let plan = s
+            .record_timed(&mut enc, wgsample::gpu::LogitsView::f32(&buf), 1, &q, 0)
+            .unwrap();
+        assert_eq!(plan.dispatches(), 2);
+        return;
+    }
+    // Without the feature the refusal comes before the query set is used:
+    // an occlusion set (no feature needed) stands in for it.
+    let q = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: None,
+        ty: wgpu::QueryType::Occlusion,
+        count: 4,
+    });
+    let e = s
+        .record_timed(&mut enc, wgsample::gpu::LogitsView::f32(&buf), 1, &q, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("TIMESTAMP_QUERY_INSIDE_PASSES"), "{e}");
+    // Nothing was recorded or staged wrongly: the sampler still samples
+    // (greedy over the zeroed buffer: the lowest index).
+    s.set_params(0, &SamplingParams::greedy()).unwrap();
+    let out = s.sample(wgsample::gpu::LogitsView::f32(&buf), 1).unwrap();
+    assert_eq!(out[0].token, 0);
+}

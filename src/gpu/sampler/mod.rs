@@ -864,7 +864,39 @@ impl GpuSampler {
         let bind = self.validate(logits, batch)?;
         self.stage_uploads(logits, &bind, batch)?;
         let plan = Plan::for_rows(&self.flags[..batch as usize], self.chunks, batch);
-        self.encode(encoder, logits.buffer, &bind, &plan)
+        self.encode(encoder, logits.buffer, &bind, &plan, None)
+    }
+
+    /// [`GpuSampler::record`], plus a GPU timestamp written into `queries`
+    /// before each dispatch of the plan and one after the last, at indices
+    /// `first ..= first + plan.dispatches()`: the time of each pass, for
+    /// profilers and `cargo bench --bench matrix`. Returns the plan, whose
+    /// labels name the intervals.
+    ///
+    /// Errors: those of `record`, and a device without
+    /// `Features::TIMESTAMP_QUERY_INSIDE_PASSES` (or a query set too small,
+    /// reported by wgpu as [`Error::Gpu`]).
+    pub fn record_timed(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        logits: LogitsView<'_>,
+        batch: u32,
+        queries: &wgpu::QuerySet,
+        first: u32,
+    ) -> Result<Plan> {
+        let need = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        if !self.ctx.device.features().contains(need) {
+            return Err(Error::Gpu(
+                "per-pass timestamps need a device with TIMESTAMP_QUERY and \
+                 TIMESTAMP_QUERY_INSIDE_PASSES"
+                    .into(),
+            ));
+        }
+        let bind = self.validate(logits, batch)?;
+        self.stage_uploads(logits, &bind, batch)?;
+        let plan = Plan::for_rows(&self.flags[..batch as usize], self.chunks, batch);
+        self.encode(encoder, logits.buffer, &bind, &plan, Some((queries, first)))?;
+        Ok(plan)
     }
 
     /// The checks of [`GpuSampler::record`], before anything is staged.
@@ -979,6 +1011,7 @@ impl GpuSampler {
         logits: &wgpu::Buffer,
         bind: &LogitsBinding,
         plan: &Plan,
+        stamps: Option<(&wgpu::QuerySet, u32)>,
     ) -> Result<()> {
         let device = self.ctx.device.clone();
         self.encode_pending(encoder);
@@ -1008,12 +1041,18 @@ impl GpuSampler {
                 label: Some("wgsample sample"),
                 timestamp_writes: None,
             });
-            for d in &plan.passes {
+            for (i, d) in plan.passes.iter().enumerate() {
+                if let Some((q, first)) = stamps {
+                    pass.write_timestamp(q, first + i as u32);
+                }
                 pass.push_debug_group(&d.label);
                 pass.set_pipeline(&self.pipelines[d.pass]);
                 pass.set_bind_group(0, bg, &[]);
                 pass.dispatch_workgroups(d.grid[0], d.grid[1], d.grid[2]);
                 pass.pop_debug_group();
+            }
+            if let Some((q, first)) = stamps {
+                pass.write_timestamp(q, first + plan.passes.len() as u32);
             }
             Ok(())
         })
