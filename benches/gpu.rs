@@ -12,7 +12,7 @@ use common::normal_logits;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use wgpu::util::DeviceExt;
-use wgsample::gpu::{DType, GpuSampler, LogitsView, SamplerConfig, open_device};
+use wgsample::gpu::{GpuSampler, LogitsView, SamplerConfig, open_device};
 use wgsample::{CpuSampler, Logits, RowState, SamplingParams};
 
 fn strategies() -> Vec<(&'static str, SamplingParams)> {
@@ -61,19 +61,7 @@ fn bench(c: &mut Criterion) {
                 let params = vec![p.clone(); b];
                 let mut states = vec![RowState::default(); b];
                 group.bench_function(BenchmarkId::new("gpu", name), |bch| {
-                    bch.iter(|| {
-                        black_box(
-                            gpu.sample(
-                                LogitsView {
-                                    buffer: &buf,
-                                    offset: 0,
-                                    dtype: DType::F32,
-                                },
-                                b as u32,
-                            )
-                            .unwrap(),
-                        )
-                    })
+                    bch.iter(|| black_box(gpu.sample(LogitsView::f32(&buf), b as u32).unwrap()))
                 });
                 group.bench_function(BenchmarkId::new("cpu", name), |bch| {
                     bch.iter(|| {

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode};
 use wgpu::util::DeviceExt;
-use wgsample::gpu::{DType, GpuContext, GpuSampler, LogitsView, SamplerConfig};
+use wgsample::gpu::{GpuContext, GpuSampler, LogitsView, SamplerConfig};
 use wgsample::{CpuSampler, Logits, RowState, SamplingParams};
 
 const PATHS: [&str; 4] = ["gpu_ts", "gpu_wall", "cpu_1t", "cpu_all"];
@@ -283,16 +283,8 @@ impl Timer {
     ) -> Duration {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         self.stamp(&mut enc, 0);
-        gpu.record(
-            &mut enc,
-            LogitsView {
-                buffer: logits,
-                offset: 0,
-                dtype: DType::F32,
-            },
-            b,
-        )
-        .expect("record");
+        gpu.record(&mut enc, LogitsView::f32(logits), b)
+            .expect("record");
         self.stamp(&mut enc, 1);
         enc.resolve_query_set(&self.set, 0..2, &self.resolve, 0);
         enc.copy_buffer_to_buffer(&self.resolve, 0, &self.read, 0, 16);
@@ -349,11 +341,7 @@ fn per_pass_us(
     let mut labels = Vec::new();
     for _ in 0..STEPS {
         let mut enc = d.create_command_encoder(&Default::default());
-        let view = LogitsView {
-            buffer: logits,
-            offset: 0,
-            dtype: DType::F32,
-        };
+        let view = LogitsView::f32(logits);
         let plan = match gpu.record_timed(&mut enc, view, b, &set, 0) {
             Ok(p) => p,
             Err(e) => {
@@ -635,14 +623,7 @@ fn main() {
                     if let Ok(p) = s.plan(b as u32) {
                         plans.insert((b, v, strat.clone()), (p.dispatches(), p.dense_passes()));
                     }
-                    let got = s.sample(
-                        LogitsView {
-                            buffer: buf,
-                            offset: 0,
-                            dtype: DType::F32,
-                        },
-                        b as u32,
-                    );
+                    let got = s.sample(LogitsView::f32(buf), b as u32);
                     let want = cpu1.sample(Logits::F32(&x), v, &ps, &mut states).unwrap();
                     states.clone_from(&fresh);
                     let gpu_ok = got.is_ok();
@@ -701,17 +682,7 @@ fn main() {
                                 let mut total = Duration::ZERO;
                                 for _ in 0..iters {
                                     let t0 = Instant::now();
-                                    black_box(
-                                        s.sample(
-                                            LogitsView {
-                                                buffer: buf,
-                                                offset: 0,
-                                                dtype: DType::F32,
-                                            },
-                                            b as u32,
-                                        )
-                                        .unwrap(),
-                                    );
+                                    black_box(s.sample(LogitsView::f32(buf), b as u32).unwrap());
                                     total += t0.elapsed();
                                     maybe_reset(s);
                                 }

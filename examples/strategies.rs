@@ -10,7 +10,7 @@
 //! loop with the state (token counts, step counter) kept on the device.
 use std::time::Instant;
 use wgpu::util::DeviceExt;
-use wgsample::gpu::{DType, GpuSampler, LogitsView, SamplerConfig, open_device};
+use wgsample::gpu::{GpuSampler, LogitsView, SamplerConfig, open_device};
 use wgsample::{CpuSampler, Logits, RowState, SamplingParams};
 
 fn arg(name: &str, default: usize) -> usize {
@@ -165,14 +165,7 @@ fn main() {
             let mut gpu_tokens = vec![Vec::new(); b];
             for _ in 0..steps {
                 let out = s
-                    .sample(
-                        LogitsView {
-                            buffer: buf,
-                            offset: 0,
-                            dtype: DType::F32,
-                        },
-                        b as u32,
-                    )
+                    .sample(LogitsView::f32(buf), b as u32)
                     .unwrap_or_else(|e| {
                         eprintln!("error: {e}");
                         std::process::exit(1)

@@ -542,40 +542,13 @@ fn bad_input_is_an_error_before_dispatch() {
         })
     };
     let small = mk(4 * 1000 * 2 - 4, wgpu::BufferUsages::STORAGE);
-    let e = s
-        .sample(
-            LogitsView {
-                buffer: &small,
-                offset: 0,
-                dtype: DType::F32,
-            },
-            2,
-        )
-        .unwrap_err();
+    let e = s.sample(LogitsView::f32(&small), 2).unwrap_err();
     assert!(e.to_string().contains("need"), "{e}");
     let no_storage = mk(4 * 4000, wgpu::BufferUsages::COPY_DST);
-    let e = s
-        .sample(
-            LogitsView {
-                buffer: &no_storage,
-                offset: 0,
-                dtype: DType::F32,
-            },
-            1,
-        )
-        .unwrap_err();
+    let e = s.sample(LogitsView::f32(&no_storage), 1).unwrap_err();
     assert!(e.to_string().contains("STORAGE"), "{e}");
     let ok = mk(4 * 4000, wgpu::BufferUsages::STORAGE);
-    let e = s
-        .sample(
-            LogitsView {
-                buffer: &ok,
-                offset: 0,
-                dtype: DType::F32,
-            },
-            5,
-        )
-        .unwrap_err();
+    let e = s.sample(LogitsView::f32(&ok), 5).unwrap_err();
     assert!(e.to_string().contains("max_batch"), "{e}");
     let e = s
         .sample(
@@ -588,16 +561,7 @@ fn bad_input_is_an_error_before_dispatch() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("multiple of 4"), "{e}");
-    let e = s
-        .sample(
-            LogitsView {
-                buffer: &ok,
-                offset: 0,
-                dtype: DType::F32,
-            },
-            0,
-        )
-        .unwrap_err();
+    let e = s.sample(LogitsView::f32(&ok), 0).unwrap_err();
     assert!(matches!(e, Error::Shape(_)), "{e}");
     assert!(s.set_params(4, &SamplingParams::default()).is_err());
     assert!(
@@ -994,16 +958,7 @@ fn two_records_before_one_submit_each_use_their_own_params_and_state() {
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     // 1: greedy: the argmax, token 15.
     s.set_params(0, &SamplingParams::greedy()).unwrap();
-    s.record(
-        &mut enc,
-        LogitsView {
-            buffer: &logits,
-            offset: 0,
-            dtype: DType::F32,
-        },
-        1,
-    )
-    .unwrap();
+    s.record(&mut enc, LogitsView::f32(&logits), 1).unwrap();
     enc.copy_buffer_to_buffer(s.output_buffer(), 0, &first, 0, 12);
     // 2: greedy with tokens 8..16 banned and the step counter reset: 7.
     let p2 = SamplingParams {
@@ -1014,16 +969,7 @@ fn two_records_before_one_submit_each_use_their_own_params_and_state() {
     let mut st = RowState::default();
     st.step = 41;
     s.set_state(0, &st).unwrap();
-    s.record(
-        &mut enc,
-        LogitsView {
-            buffer: &logits,
-            offset: 0,
-            dtype: DType::F32,
-        },
-        1,
-    )
-    .unwrap();
+    s.record(&mut enc, LogitsView::f32(&logits), 1).unwrap();
     enc.copy_buffer_to_buffer(s.output_buffer(), 0, &second, 0, 12);
     ctx.queue.submit([enc.finish()]);
     let read = |b: &wgpu::Buffer| {

@@ -52,16 +52,7 @@ fn record_with_an_offset_near_u64_max_is_an_error() {
         assert!(e.to_string().contains("offset"), "{e}");
     }
     // The sampler is still usable afterwards.
-    let out = sampler
-        .sample(
-            LogitsView {
-                buffer: &buf,
-                offset: 0,
-                dtype: DType::F32,
-            },
-            1,
-        )
-        .unwrap();
+    let out = sampler.sample(LogitsView::f32(&buf), 1).unwrap();
     assert_eq!(out[0].status, Status::Ok);
 }
 
@@ -97,28 +88,10 @@ fn a_step_counter_at_u64_max_wraps_to_zero_on_both_backends() {
     let mut sampler = GpuSampler::new(&ctx, SamplerConfig::new(1, v as u32)).unwrap();
     sampler.set_params(0, &params[0]).unwrap();
     sampler.set_state(0, &state).unwrap();
-    let g = sampler
-        .sample(
-            LogitsView {
-                buffer: &buf,
-                offset: 0,
-                dtype: DType::F32,
-            },
-            1,
-        )
-        .unwrap();
+    let g = sampler.sample(LogitsView::f32(&buf), 1).unwrap();
     assert_eq!(g[0].token, c[0].token, "step u64::MAX");
     assert_eq!(sampler.read_state(0).unwrap().step, 0);
-    let g1 = sampler
-        .sample(
-            LogitsView {
-                buffer: &buf,
-                offset: 0,
-                dtype: DType::F32,
-            },
-            1,
-        )
-        .unwrap();
+    let g1 = sampler.sample(LogitsView::f32(&buf), 1).unwrap();
     assert_eq!(g1[0].token, c1[0].token, "step 0 after the wrap");
 }
 
@@ -241,26 +214,9 @@ fn the_samplers_own_output_as_logits_is_an_error() {
     let own = sampler.output_buffer().clone();
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     let e = sampler
-        .record(
-            &mut enc,
-            LogitsView {
-                buffer: &own,
-                offset: 0,
-                dtype: DType::F32,
-            },
-            1,
-        )
+        .record(&mut enc, LogitsView::f32(&own), 1)
         .unwrap_err();
     assert!(e.to_string().contains("own buffers"), "{e}");
-    let out = sampler
-        .sample(
-            LogitsView {
-                buffer: &buf,
-                offset: 0,
-                dtype: DType::F32,
-            },
-            1,
-        )
-        .unwrap();
+    let out = sampler.sample(LogitsView::f32(&buf), 1).unwrap();
     assert_eq!((out[0].status, out[0].token), (Status::Ok, 1));
 }

@@ -36,7 +36,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use criterion::{BenchmarkId, Criterion};
 use wgpu::util::DeviceExt;
-use wgsample::gpu::{DType, GpuSampler, LogitsView, SamplerConfig, open_device};
+use wgsample::gpu::{GpuSampler, LogitsView, SamplerConfig, open_device};
 use wgsample::{CpuSampler, Logits, RowState, SamplingParams};
 use wgsample_peers::{criterion_dir, criterion_median_us, normal_logits};
 
@@ -286,15 +286,8 @@ fn main() {
             g.bench_function(BenchmarkId::new("wgsample", strat), |bch| {
                 bch.iter(|| {
                     black_box(
-                        gpu.sample(
-                            LogitsView {
-                                buffer: &logits_buf,
-                                offset: 0,
-                                dtype: DType::F32,
-                            },
-                            b as u32,
-                        )
-                        .expect("GPU sample"),
+                        gpu.sample(LogitsView::f32(&logits_buf), b as u32)
+                            .expect("GPU sample"),
                     )
                 })
             });

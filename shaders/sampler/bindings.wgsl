@@ -301,3 +301,47 @@ fn add_ms(a: vec2<f32>, x: f32) -> vec2<f32> {
     }
     return vec2<f32>(a.x, a.y + exp(x - a.x));
 }
+
+// ---- workgroup scratch of scan.wgsl and finish.wgsl (8 KiB): the tree
+// reductions, the candidates' sort, the selection's scans.
+var<workgroup> wa: array<u32, 1024>;
+var<workgroup> wb: array<u32, 1024>;
+
+// Merges, across the workgroup and in a fixed tree (so the result never
+// depends on timing), each invocation's raw softmax statistics `raw`, the
+// (key, index) of its max z `z`, of its best Gumbel key `g`, and its
+// softmax statistics of z / T `t`. Afterwards wa/wb hold them at 0, 256,
+// 512 and 768. Every invocation calls it, in uniform control flow.
+fn reduce_partials(lid: u32, raw: vec2<f32>, z: vec2<u32>, g: vec2<u32>, t: vec2<f32>) {
+    wa[lid] = bitcast<u32>(raw.x);
+    wb[lid] = bitcast<u32>(raw.y);
+    wa[256u + lid] = z.x;
+    wb[256u + lid] = z.y;
+    wa[512u + lid] = g.x;
+    wb[512u + lid] = g.y;
+    wa[768u + lid] = bitcast<u32>(t.x);
+    wb[768u + lid] = bitcast<u32>(t.y);
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            let o = lid + s;
+            let m = merge_ms(vec2<f32>(bitcast<f32>(wa[lid]), bitcast<f32>(wb[lid])),
+                vec2<f32>(bitcast<f32>(wa[o]), bitcast<f32>(wb[o])));
+            wa[lid] = bitcast<u32>(m.x);
+            wb[lid] = bitcast<u32>(m.y);
+            if (ka_before(wa[256u + o], wb[256u + o], wa[256u + lid], wb[256u + lid])) {
+                wa[256u + lid] = wa[256u + o];
+                wb[256u + lid] = wb[256u + o];
+            }
+            if (ka_before(wa[512u + o], wb[512u + o], wa[512u + lid], wb[512u + lid])) {
+                wa[512u + lid] = wa[512u + o];
+                wb[512u + lid] = wb[512u + o];
+            }
+            let n = merge_ms(vec2<f32>(bitcast<f32>(wa[768u + lid]), bitcast<f32>(wb[768u + lid])),
+                vec2<f32>(bitcast<f32>(wa[768u + o]), bitcast<f32>(wb[768u + o])));
+            wa[768u + lid] = bitcast<u32>(n.x);
+            wb[768u + lid] = bitcast<u32>(n.y);
+        }
+        workgroupBarrier();
+    }
+}

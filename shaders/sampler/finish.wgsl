@@ -15,8 +15,6 @@
 // dispatch, and the token is the same. scratch[RS_PATH] records which
 // source finished the row.
 
-var<workgroup> fa: array<u32, 1024>;
-var<workgroup> fb: array<u32, 1024>;
 var<workgroup> hc: array<atomic<u32>, 256>;
 var<workgroup> hlo: array<atomic<u32>, 256>;
 var<workgroup> hhi: array<atomic<u32>, 256>;
@@ -112,32 +110,32 @@ fn select_digit(r: u32, p: RowParams, full: bool, lid: u32, digit: u32, pmode: b
     let q = lid;
     let bucket = 255u - q;
     let own_c = atomicLoad(&hc[bucket]);
-    fa[q] = own_c;
-    fb[q] = atomicLoad(&hlo[bucket]);
-    fa[256u + q] = atomicLoad(&hhi[bucket]);
+    wa[q] = own_c;
+    wb[q] = atomicLoad(&hlo[bucket]);
+    wa[256u + q] = atomicLoad(&hhi[bucket]);
     workgroupBarrier();
     for (var off = 1u; off < 256u; off <<= 1u) {
-        var cnt = fa[q];
-        var m = vec2<u32>(fb[q], fa[256u + q]);
+        var cnt = wa[q];
+        var m = vec2<u32>(wb[q], wa[256u + q]);
         if (q >= off) {
-            cnt += fa[q - off];
-            m = add64(m, vec2<u32>(fb[q - off], fa[256u + q - off]));
+            cnt += wa[q - off];
+            m = add64(m, vec2<u32>(wb[q - off], wa[256u + q - off]));
         }
         workgroupBarrier();
-        fa[q] = cnt;
-        fb[q] = m.x;
-        fa[256u + q] = m.y;
+        wa[q] = cnt;
+        wb[q] = m.x;
+        wa[256u + q] = m.y;
         workgroupBarrier();
     }
     let above_c = workgroupUniformLoad(&ws_above_c);
     let above_m = vec2<u32>(workgroupUniformLoad(&ws_above_lo), workgroupUniformLoad(&ws_above_hi));
-    let incl_c = above_c + fa[q];
-    let incl_m = add64(above_m, vec2<u32>(fb[q], fa[256u + q]));
+    let incl_c = above_c + wa[q];
+    let incl_m = add64(above_m, vec2<u32>(wb[q], wa[256u + q]));
     var excl_c = above_c;
     var excl_m = above_m;
     if (q > 0u) {
-        excl_c += fa[q - 1u];
-        excl_m = add64(above_m, vec2<u32>(fb[q - 1u], fa[256u + q - 1u]));
+        excl_c += wa[q - 1u];
+        excl_m = add64(above_m, vec2<u32>(wb[q - 1u], wa[256u + q - 1u]));
     }
     if (own_c > 0u) {
         atomicMax(&wg_last, q);
@@ -158,9 +156,9 @@ fn select_digit(r: u32, p: RowParams, full: bool, lid: u32, digit: u32, pmode: b
         sel = atomicLoad(&wg_last);
     }
     if (q == 255u) {
-        ws_total_c = fa[255];
-        ws_total_lo = fb[255];
-        ws_total_hi = fa[511];
+        ws_total_c = wa[255];
+        ws_total_lo = wb[255];
+        ws_total_hi = wa[511];
     }
     if (q == sel) {
         ws_prefix = select((prefix << 8u) | bucket, bucket, digit == 0u);
@@ -201,18 +199,18 @@ fn mass_total(r: u32, p: RowParams, full: bool, lid: u32, theta: u32, ztmax: f32
         }
     }
     workgroupBarrier();
-    fa[lid] = acc.x;
-    fb[lid] = acc.y;
+    wa[lid] = acc.x;
+    wb[lid] = acc.y;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if (lid < s) {
-            let m = add64(vec2<u32>(fa[lid], fb[lid]), vec2<u32>(fa[lid + s], fb[lid + s]));
-            fa[lid] = m.x;
-            fb[lid] = m.y;
+            let m = add64(vec2<u32>(wa[lid], wb[lid]), vec2<u32>(wa[lid + s], wb[lid + s]));
+            wa[lid] = m.x;
+            wb[lid] = m.y;
         }
         workgroupBarrier();
     }
-    return vec2<u32>(workgroupUniformLoad(&fa[0]), workgroupUniformLoad(&fb[0]));
+    return vec2<u32>(workgroupUniformLoad(&wa[0]), workgroupUniformLoad(&wb[0]));
 }
 
 fn reset_search(lid: u32) {
@@ -245,17 +243,17 @@ fn gumbel_pick(r: u32, p: RowParams, full: bool, lid: u32, theta: u32, ztmax: f3
         }
     }
     workgroupBarrier();
-    fa[lid] = best;
-    fb[lid] = arg;
+    wa[lid] = best;
+    wb[lid] = arg;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s && ka_before(fa[lid + s], fb[lid + s], fa[lid], fb[lid])) {
-            fa[lid] = fa[lid + s];
-            fb[lid] = fb[lid + s];
+        if (lid < s && ka_before(wa[lid + s], wb[lid + s], wa[lid], wb[lid])) {
+            wa[lid] = wa[lid + s];
+            wb[lid] = wb[lid + s];
         }
         workgroupBarrier();
     }
-    return workgroupUniformLoad(&fb[0]);
+    return workgroupUniformLoad(&wb[0]);
 }
 
 // Output and state update (SPEC steps 11-12); `tok` and `status` are
@@ -363,44 +361,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     atomicOr(&wg_flags, flags);
     atomicMax(&wg_excl, excl);
-    fa[lid] = bitcast<u32>(raw.x);
-    fb[lid] = bitcast<u32>(raw.y);
-    fa[256u + lid] = zkey;
-    fb[256u + lid] = zarg;
-    fa[512u + lid] = gkey;
-    fb[512u + lid] = garg;
-    fa[768u + lid] = bitcast<u32>(tms.x);
-    fb[768u + lid] = bitcast<u32>(tms.y);
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            let o = lid + s;
-            let m = merge_ms(vec2<f32>(bitcast<f32>(fa[lid]), bitcast<f32>(fb[lid])),
-                vec2<f32>(bitcast<f32>(fa[o]), bitcast<f32>(fb[o])));
-            fa[lid] = bitcast<u32>(m.x);
-            fb[lid] = bitcast<u32>(m.y);
-            if (ka_before(fa[256u + o], fb[256u + o], fa[256u + lid], fb[256u + lid])) {
-                fa[256u + lid] = fa[256u + o];
-                fb[256u + lid] = fb[256u + o];
-            }
-            if (ka_before(fa[512u + o], fb[512u + o], fa[512u + lid], fb[512u + lid])) {
-                fa[512u + lid] = fa[512u + o];
-                fb[512u + lid] = fb[512u + o];
-            }
-            let t = merge_ms(vec2<f32>(bitcast<f32>(fa[768u + lid]), bitcast<f32>(fb[768u + lid])),
-                vec2<f32>(bitcast<f32>(fa[768u + o]), bitcast<f32>(fb[768u + o])));
-            fa[768u + lid] = bitcast<u32>(t.x);
-            fb[768u + lid] = bitcast<u32>(t.y);
-        }
-        workgroupBarrier();
-    }
-    let rmax = bitcast<f32>(workgroupUniformLoad(&fa[0]));
-    let rsum = bitcast<f32>(workgroupUniformLoad(&fb[0]));
-    let mz_key = workgroupUniformLoad(&fa[256]);
-    let mz_arg = workgroupUniformLoad(&fb[256]);
-    let mg_arg = workgroupUniformLoad(&fb[512]);
-    let tmax_row = bitcast<f32>(workgroupUniformLoad(&fa[768]));
-    let tsum = bitcast<f32>(workgroupUniformLoad(&fb[768]));
+    reduce_partials(lid, raw, vec2<u32>(zkey, zarg), vec2<u32>(gkey, garg), tms);
+    let rmax = bitcast<f32>(workgroupUniformLoad(&wa[0]));
+    let rsum = bitcast<f32>(workgroupUniformLoad(&wb[0]));
+    let mz_key = workgroupUniformLoad(&wa[256]);
+    let mz_arg = workgroupUniformLoad(&wb[256]);
+    let mg_arg = workgroupUniformLoad(&wb[512]);
+    let tmax_row = bitcast<f32>(workgroupUniformLoad(&wa[768]));
+    let tsum = bitcast<f32>(workgroupUniformLoad(&wb[768]));
     let all_flags = bcast(lid, atomicLoad(&wg_flags));
     let row_excl = bcast(lid, atomicLoad(&wg_excl));
 

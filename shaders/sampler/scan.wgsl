@@ -18,8 +18,6 @@
 //     to prove its candidates complete).
 // It writes these as partials and candidates; finish.wgsl merges them.
 
-var<workgroup> sa: array<u32, 1024>;
-var<workgroup> sb: array<u32, 1024>;
 var<workgroup> wg_flags: atomic<u32>;
 var<workgroup> wg_tmax: atomic<u32>;
 var<workgroup> wg_mode: u32;
@@ -124,54 +122,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
         }
     }
-    // Tree reduction of the four (value, value) pairs, fixed order.
-    sa[lid] = bitcast<u32>(raw.x);
-    sb[lid] = bitcast<u32>(raw.y);
-    sa[256u + lid] = zkey;
-    sb[256u + lid] = zarg;
-    sa[512u + lid] = gkey;
-    sb[512u + lid] = garg;
-    sa[768u + lid] = bitcast<u32>(tms.x);
-    sb[768u + lid] = bitcast<u32>(tms.y);
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            let o = lid + s;
-            let m = merge_ms(vec2<f32>(bitcast<f32>(sa[lid]), bitcast<f32>(sb[lid])),
-                vec2<f32>(bitcast<f32>(sa[o]), bitcast<f32>(sb[o])));
-            sa[lid] = bitcast<u32>(m.x);
-            sb[lid] = bitcast<u32>(m.y);
-            if (ka_before(sa[256u + o], sb[256u + o], sa[256u + lid], sb[256u + lid])) {
-                sa[256u + lid] = sa[256u + o];
-                sb[256u + lid] = sb[256u + o];
-            }
-            if (ka_before(sa[512u + o], sb[512u + o], sa[512u + lid], sb[512u + lid])) {
-                sa[512u + lid] = sa[512u + o];
-                sb[512u + lid] = sb[512u + o];
-            }
-            let t = merge_ms(vec2<f32>(bitcast<f32>(sa[768u + lid]), bitcast<f32>(sb[768u + lid])),
-                vec2<f32>(bitcast<f32>(sa[768u + o]), bitcast<f32>(sb[768u + o])));
-            sa[768u + lid] = bitcast<u32>(t.x);
-            sb[768u + lid] = bitcast<u32>(t.y);
-        }
-        workgroupBarrier();
-    }
+    reduce_partials(lid, raw, vec2<u32>(zkey, zarg), vec2<u32>(gkey, garg), tms);
     if (lid == 0u) {
         scratch[part(r, c, P_FLAGS)] = atomicLoad(&wg_flags);
-        scratch[part(r, c, P_RMAX)] = sa[0];
-        scratch[part(r, c, P_RSUM)] = sb[0];
-        scratch[part(r, c, P_ZKEY)] = sa[256];
-        scratch[part(r, c, P_ZARG)] = sb[256];
-        scratch[part(r, c, P_GKEY)] = sa[512];
-        scratch[part(r, c, P_GARG)] = sb[512];
-        scratch[part(r, c, P_TMAX)] = sa[768];
-        scratch[part(r, c, P_TSUM)] = sb[768];
+        scratch[part(r, c, P_RMAX)] = wa[0];
+        scratch[part(r, c, P_RSUM)] = wb[0];
+        scratch[part(r, c, P_ZKEY)] = wa[256];
+        scratch[part(r, c, P_ZARG)] = wb[256];
+        scratch[part(r, c, P_GKEY)] = wa[512];
+        scratch[part(r, c, P_GARG)] = wb[512];
+        scratch[part(r, c, P_TMAX)] = wa[768];
+        scratch[part(r, c, P_TSUM)] = wb[768];
         scratch[part(r, c, P_EXCL)] = 0u;
     }
     if (mode != MODE_FILTERED) {
         return;
     }
-    // (Invocation 0 has read the reduction out of sa/sb before they are
+    // (Invocation 0 has read the reduction out of wa/wb before they are
     // reused.)
     workgroupBarrier();
     // Candidates. Each invocation keeps two of its four tokens (larger
@@ -183,12 +150,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     // tokens i, i + 256, ...), so a run of adjacent large logits spreads
     // over many invocations instead of crowding one.
     for (var q = 0u; q < ITEMS; q++) {
-        sa[lid * ITEMS + q] = tkeys[q];
+        wa[lid * ITEMS + q] = tkeys[q];
     }
     workgroupBarrier();
     var gk = array<u32, 4>(0u, 0u, 0u, 0u);
     for (var q = 0u; q < ITEMS; q++) {
-        gk[q] = sa[lid + q * WG];
+        gk[q] = wa[lid + q * WG];
     }
     workgroupBarrier();
     var k0 = 0u;
@@ -227,10 +194,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (out_key != 0u) {
         atomicMax(&wg_tmax, out_key);
     }
-    sa[lid * 2u] = k0;
-    sb[lid * 2u] = i0;
-    sa[lid * 2u + 1u] = k1;
-    sb[lid * 2u + 1u] = i1;
+    wa[lid * 2u] = k0;
+    wb[lid * 2u] = i0;
+    wa[lid * 2u + 1u] = k1;
+    wb[lid * 2u + 1u] = i1;
     workgroupBarrier();
     for (var k = 2u; k <= KEPT; k <<= 1u) {
         for (var j = k >> 1u; j > 0u; j >>= 1u) {
@@ -238,25 +205,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let a = ((q & ~(j - 1u)) << 1u) | (q & (j - 1u));
             let b = a + j;
             let first = (a & k) == 0u;
-            let ka = sa[a];
-            let ia = sb[a];
-            let kb = sa[b];
-            let ib = sb[b];
+            let ka = wa[a];
+            let ia = wb[a];
+            let kb = wa[b];
+            let ib = wb[b];
             if (ka_before(kb, ib, ka, ia) == first) {
-                sa[a] = kb;
-                sb[a] = ib;
-                sa[b] = ka;
-                sb[b] = ia;
+                wa[a] = kb;
+                wb[a] = ib;
+                wa[b] = ka;
+                wb[b] = ia;
             }
             workgroupBarrier();
         }
     }
     if (lid < CAND) {
         let w = cand_at(r, c * CAND + lid);
-        cands[w] = sa[lid];
-        cands[w + 1u] = sb[lid];
+        cands[w] = wa[lid];
+        cands[w + 1u] = wb[lid];
     }
     if (lid == 0u) {
-        scratch[part(r, c, P_EXCL)] = max(sa[CAND], atomicLoad(&wg_tmax));
+        scratch[part(r, c, P_EXCL)] = max(wa[CAND], atomicLoad(&wg_tmax));
     }
 }

@@ -14,7 +14,7 @@ use super::run::{
 };
 use crate::gpu::device::scoped;
 use crate::gpu::kit::{buffer_entry, check_buffer_size, compute_pipeline};
-use crate::gpu::{DType, GpuContext, GpuSampler, LogitsView, SamplerConfig};
+use crate::gpu::{GpuContext, GpuSampler, LogitsView, SamplerConfig};
 use crate::{CpuSampler, Error, Result, RowState};
 
 /// The gather pass's WGSL source (entry point `bigram_gather`).
@@ -224,11 +224,7 @@ impl BigramModel {
     /// Where the model writes its logits: `[max_batch, V]` f32 from byte 0
     /// (rows `0..B` of a step).
     pub fn logits(&self) -> LogitsView<'_> {
-        LogitsView {
-            buffer: &self.logits,
-            offset: 0,
-            dtype: DType::F32,
-        }
+        LogitsView::f32(&self.logits)
     }
 
     /// Writes the start tokens (one per row, each `< V`), which step 0
