@@ -529,3 +529,46 @@ fn record_timed_needs_the_inside_passes_timestamp_feature() {
     let out = s.sample(wgsample::gpu::LogitsView::f32(&buf), 1).unwrap();
     assert_eq!(out[0].token, 0);
 }
+
+#[test]
+fn read_state_refuses_a_count_list_that_filled_up() {
+    // A row without penalties may generate more distinct tokens than its
+    // count list holds: reading its state back is then an error, not a
+    // shorter history.
+    let ctx = ctx();
+    let v = 50usize;
+    let mut cfg = SamplerConfig::new(1, v as u32);
+    cfg.max_seen_tokens = 3;
+    let mut s = GpuSampler::new(&ctx, cfg).unwrap();
+    s.set_params(0, &p(30)).unwrap();
+    let flat = vec![0.0f32; v];
+    let mut st = RowState::default();
+    let mut cpu = CpuSampler::new();
+    let mut distinct = std::collections::BTreeSet::new();
+    for step in 0..12 {
+        let g = s.sample_host(Logits::F32(&flat), 1).unwrap();
+        let c = cpu
+            .sample(
+                Logits::F32(&flat),
+                v,
+                &[p(30)],
+                std::slice::from_mut(&mut st),
+            )
+            .unwrap();
+        assert_eq!(g[0].token, c[0].token, "step {step}");
+        distinct.insert(g[0].token);
+        let read = s.read_state(0);
+        if distinct.len() <= 3 {
+            let got: Vec<(u32, u32)> = read.unwrap().output_counts().collect();
+            let want: Vec<(u32, u32)> = st.output_counts().collect();
+            assert_eq!(got, want, "step {step}");
+        } else {
+            let e = read.unwrap_err().to_string();
+            assert!(e.contains("max_seen_tokens"), "{e}");
+        }
+    }
+    assert!(
+        distinct.len() > 3,
+        "the flat row should give more than 3 distinct tokens"
+    );
+}

@@ -46,7 +46,7 @@ struct RowParams {
     eos_len: u32,
     prompt_off: u32,
     prompt_len: u32,
-    prompt_mask_off: u32,
+    pad1: u32,
     allowed_off: u32,
     ov_off: u32,   // word offset of the row's overlay table in ovtab
     ov_cap: u32,   // slots of the table (a power of two), 0 = no table

@@ -192,7 +192,23 @@ pub(crate) fn check_binding_size(device: &wgpu::Device, what: &str, size: u64) -
              max_storage_buffer_binding_size ({max})"
         )));
     }
+    check_word_index(what, size)
+}
+
+/// The shaders index storage buffers with u32 words: a binding of more than
+/// 2^32 - 2^16 words (some Metal devices allow such bindings) would wrap.
+pub(crate) fn check_word_index(what: &str, bytes: u64) -> Result<()> {
+    if bytes / 4 > u64::from(u32::MAX) - (1 << 16) {
+        return Err(Error::Shape(format!(
+            "{what} needs {bytes} bytes, more words than a shader's u32 index reaches"
+        )));
+    }
     Ok(())
+}
+
+/// The largest storage binding this device allows, in whole u32 words.
+pub(crate) fn max_binding(limits: &wgpu::Limits) -> u64 {
+    limits.max_storage_buffer_binding_size & !3
 }
 
 /// A storage buffer (also `COPY_DST`, plus `extra` usages) of at least

@@ -83,9 +83,8 @@ use super::device::{GpuContext, scoped};
 pub use super::kit::DType;
 use super::kit::{
     LogitsBinding, LogitsView, Readback, buffer_entry, check_binding_size, check_buffer_size,
-    storage_buffer, submit_and_read,
+    check_word_index, max_binding, storage_buffer, submit_and_read,
 };
-use crate::params::allowed_mask;
 use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status};
 use passes::ALL;
 
@@ -177,7 +176,7 @@ struct RowParamsGpu {
     eos_len: u32,
     prompt_off: u32,
     prompt_len: u32,
-    prompt_mask_off: u32,
+    pad1: u32,
     allowed_off: u32,
     ov_off: u32,
     ov_cap: u32,
@@ -204,7 +203,6 @@ const FLAG_MIN_P: u32 = 4;
 const FLAG_TOP_K: u32 = 8;
 const FLAG_TOP_P: u32 = 16;
 const FLAG_ALLOWED: u32 = 32;
-const FLAG_PROMPT_MASK: u32 = 64;
 const FLAG_SCALED: u32 = 128;
 const FLAG_OVERLAY: u32 = 256;
 const FILTERS: u32 = FLAG_MIN_P | FLAG_TOP_K | FLAG_TOP_P;
@@ -654,6 +652,7 @@ impl GpuSampler {
                 new_slots -= 1;
             }
             let bytes = bytes_for(new_slots);
+            check_word_index("the token-count lists", bytes)?;
             if bytes > max_bytes {
                 return Err(Error::Gpu(format!(
                     "row {row}: penalties need a token-count list of max_seen_tokens ({}) \
@@ -760,9 +759,6 @@ impl GpuSampler {
             if p.repetition_penalty != 1.0 && !prompt.is_empty() {
                 g.prompt_len = prompt.len() as u32;
                 lists.extend(prompt);
-                g.prompt_mask_off = lists.len() as u32;
-                lists.extend(allowed_mask(v, prompt)?);
-                flags |= FLAG_PROMPT_MASK;
             }
             if let Some(mask) = &p.allowed_tokens {
                 g.allowed_off = lists.len() as u32;
@@ -806,12 +802,17 @@ impl GpuSampler {
             self.lists_buf = storage_buffer(
                 device,
                 "wgsample lists",
-                bytes.next_power_of_two(),
+                bytes
+                    .next_power_of_two()
+                    .min(max_binding(&limits))
+                    .max(bytes),
                 wgpu::BufferUsages::empty(),
             );
             self.buffers_gen += 1;
         }
         let ov_bytes = (ov_words * 4).max(16);
+        check_word_index("the overlay tables", ov_bytes)?;
+        check_word_index("the rows' lists", bytes)?;
         if ov_bytes > limits.max_storage_buffer_binding_size {
             return Err(Error::Gpu(format!(
                 "the rows' bias, banned, EOS and penalty tables need {ov_bytes} bytes, more than \
@@ -826,7 +827,8 @@ impl GpuSampler {
                 "wgsample overlay",
                 ov_bytes
                     .next_power_of_two()
-                    .min(limits.max_storage_buffer_binding_size),
+                    .min(max_binding(&limits))
+                    .max(ov_bytes),
                 wgpu::BufferUsages::empty(),
             );
             self.buffers_gen += 1;
@@ -959,6 +961,7 @@ impl GpuSampler {
         let filtered = self.flags[..rows].iter().any(|&x| x & FILTERS != 0);
         if filtered && self.cand_buf.is_none() {
             let bytes = u64::from(self.cfg.max_batch) * u64::from(self.chunks) * CAND * 8;
+            check_word_index("the candidate buffer", bytes)?;
             if bytes > limits.max_storage_buffer_binding_size {
                 return Err(Error::Gpu(format!(
                     "min-p, top-k and top-p keep {CAND} candidates per {CHUNK} logits: \
@@ -1286,6 +1289,18 @@ impl GpuSampler {
         for (&t, &c) in toks.iter().zip(cnts) {
             out.extend(std::iter::repeat_n(t, c as usize));
         }
+        // A list that filled up (more distinct tokens than max_seen_tokens,
+        // possible for a row without penalties) no longer counts them all:
+        // say so rather than return a shorter history.
+        if out.len() as u64 != u64::from(h[0]) {
+            return Err(Error::Shape(format!(
+                "row {row}: it generated {} tokens, but its count list (max_seen_tokens = {cap}) \
+                 holds only {} of them; create the sampler with a larger max_seen_tokens to \
+                 read its state back",
+                h[0],
+                out.len()
+            )));
+        }
         // The generated length is the sum of the counts (the device's `n`
         // equals it as long as the list has not overflowed `max_seen_tokens`).
         let mut st = RowState::with_output(&self.prompts[row], &out);
@@ -1412,7 +1427,7 @@ mod layout_tests {
                 wgsl_layout(&src, "RowParams"),
                 rust_layout!(RowParamsGpu; temperature, top_k, top_p, ln_min_p, rep, presence,
                     freq, flags, min_new, seed_lo, seed_hi, bias_off, bias_len, banned_off,
-                    banned_len, eos_off, eos_len, prompt_off, prompt_len, prompt_mask_off,
+                    banned_len, eos_off, eos_len, prompt_off, prompt_len, pad1,
                     allowed_off, ov_off, ov_cap, seen_slot),
                 "RowParams in {}",
                 pass.name
