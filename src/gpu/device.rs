@@ -1,5 +1,5 @@
-//! Opening a wgpu device for sampling, and the small plumbing every pass
-//! shares (error scopes, read-back, shader assembly).
+//! Opening a wgpu device for sampling, and the error scopes every pass
+//! runs in (the rest of the shared plumbing is in `kit.rs`).
 //!
 //! An engine that already holds a `wgpu::Device` does not need this module's
 //! [`open_device`]: it builds a [`GpuContext`] from its own device and queue

@@ -2,9 +2,12 @@
 //!
 //! Layout: one Rust module per WGSL pass, so the shader and the code that
 //! binds it read side by side (`argmax.rs` with `shaders/argmax.wgsl`,
-//! `philox.rs` with `shaders/philox_test.wgsl`), and `device.rs` for what
-//! every pass shares: opening a device, error scopes, read-back, and the
-//! validation of a `[B, V]` logits block against the device's limits.
+//! `philox.rs` with `shaders/philox_test.wgsl`, the sampler's passes in
+//! `sampler/`), `device.rs` for opening a device and error scopes, and
+//! `kit.rs` for what every pass shares: [`DType`] and [`LogitsView`] with the
+//! validation of a `[B, V]` logits block against the device's limits,
+//! buffer, layout and bind-group helpers, constants generated into WGSL, and
+//! the read-back.
 //! `shaders/common.wgsl` (Philox, Gumbel, float classification, sortable
 //! keys) is prepended to each pass's source by `concat!`, since WGSL has no
 //! includes.
