@@ -8,7 +8,7 @@ fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "target/shaders".into());
     std::fs::create_dir_all(&dir)?;
     let mut list = String::new();
-    for (i, (name, src, entry)) in wgsample::gpu::shader_sources().into_iter().enumerate() {
+    for (i, (name, src, entry)) in wgsample::shader_sources().into_iter().enumerate() {
         let file = format!("{i:02}.wgsl");
         std::fs::write(format!("{dir}/{file}"), src)?;
         list.push_str(&format!("{file}\t{entry}\t{name}\n"));

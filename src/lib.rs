@@ -11,6 +11,18 @@
 //! The crate is shaped around that contract: [`params`] owns the defaults
 //! and ranges, [`rng`] the random stream, [`cpu`] the fast host backend (and
 //! the reference the GPU is tested against), [`gpu`] the wgpu backend.
+//!
+//! # Architecture
+//!
+//! ```text
+//! cli (the wgsample tool)
+//! beam, decode             features built on both backends
+//! cpu, gpu                 the two backends; neither imports the other
+//! params, rng, twins, error  the contract's pieces and the WGSL helpers' host twins
+//! ```
+//!
+//! Each layer imports only from the layers below it. [`shader_sources`]
+//! (every shader, for the browser check) is gathered here, at the top.
 
 pub mod beam;
 pub mod cpu;
@@ -21,10 +33,23 @@ pub mod error;
 pub mod gpu;
 pub mod params;
 pub mod rng;
+pub mod twins;
 
 pub use cpu::{CpuSampler, Distribution, filtered_distribution};
 pub use error::{Error, Result};
 pub use params::{RowState, SamplingParams, allowed_mask};
+
+/// Every compute shader the crate dispatches, as `(name, full WGSL source,
+/// entry point)`, exactly as handed to `create_shader_module`: the GPU
+/// backend's passes, then the decode loop's and beam search's. Used by the
+/// portability check that compiles them with a browser's WebGPU
+/// implementation (`scripts/check_shaders.sh`).
+pub fn shader_sources() -> Vec<(String, String, &'static str)> {
+    let mut v = gpu::shader_sources();
+    v.extend(decode::shader_sources());
+    v.extend(beam::shader_sources());
+    v
+}
 
 /// The token value given to rows that got no token (status not `Ok`).
 pub const NO_TOKEN: u32 = u32::MAX;

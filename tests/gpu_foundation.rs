@@ -144,7 +144,7 @@ fn gumbel_matches_cpu() {
         for (i, &g) in got.iter().enumerate() {
             let want = rng::gumbel(seed, step, i as u32);
             let u = rng::uniform_from_word(rng::word(seed, step, i as u32));
-            if g.to_bits() == (-gpu::ln_f32(-gpu::ln_f32(u))).to_bits() {
+            if g.to_bits() == (-wgsample::twins::ln_f32(-wgsample::twins::ln_f32(u))).to_bits() {
                 twin += 1;
             }
             total += 1;
@@ -207,7 +207,7 @@ fn ln_f32_is_within_one_ulp() {
     let mut off = 0usize;
     let mut twin = 0usize;
     for (&x, &g) in xs.iter().zip(&got) {
-        if g.to_bits() == gpu::ln_f32(x).to_bits() {
+        if g.to_bits() == wgsample::twins::ln_f32(x).to_bits() {
             twin += 1;
         }
         let exact = (x as f64).ln();
@@ -267,14 +267,17 @@ fn sortable_keys_match_cpu() {
     }
     let got = gpu::sortable_keys_gpu(ctx(), &xs).unwrap();
     for (&x, &(key, back)) in xs.iter().zip(&got) {
-        assert_eq!(key, gpu::f32_to_sortable_key(x), "key of {x:e}");
+        assert_eq!(key, wgsample::twins::f32_to_sortable_key(x), "key of {x:e}");
         assert_eq!(back.to_bits(), x.to_bits(), "round trip of {x:e}");
     }
     let mut sorted = xs.clone();
     sorted.sort_by(|a, b| a.total_cmp(b));
     for w in sorted.windows(2) {
         if w[0].to_bits() != w[1].to_bits() {
-            assert!(gpu::f32_to_sortable_key(w[0]) < gpu::f32_to_sortable_key(w[1]));
+            assert!(
+                wgsample::twins::f32_to_sortable_key(w[0])
+                    < wgsample::twins::f32_to_sortable_key(w[1])
+            );
         }
     }
 }

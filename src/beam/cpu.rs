@@ -12,7 +12,7 @@
 
 use super::Candidate;
 use crate::cpu::fastmath;
-use crate::gpu::{f32_to_sortable_key, sortable_key_to_f32};
+use crate::twins::{f32_to_sortable_key, sortable_key_to_f32};
 use crate::{Error, Result};
 
 /// The order-preserving u32 key of a candidate score with `-0` mapped to

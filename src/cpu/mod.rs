@@ -10,7 +10,6 @@
 
 pub mod fastmath;
 mod row;
-pub(crate) use row::min_p_log;
 
 use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status};
 use row::Work;

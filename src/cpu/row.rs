@@ -10,6 +10,7 @@
 //! computed only for survivors; no step sorts the vocabulary.
 
 use super::fastmath;
+use crate::twins::min_p_log;
 use crate::{NO_TOKEN, RowOutput, RowState, SamplingParams, Status, rng};
 
 /// Reusable per-row-worker buffers: nothing vocabulary-sized is allocated
@@ -263,12 +264,6 @@ fn cut_top_p(cand: &mut Vec<(f32, u32)>, zmax: f32, top_p: f32, total: f64, thet
     let theta = top_p_cut(cand, zmax, top_p as f64 * total).max(theta);
     cand.retain(|&(x, _)| x >= theta);
     theta
-}
-
-/// `ln(min_p)` in f32: the host computes it once and the GPU receives the
-/// same value, so both backends compare against the same threshold.
-pub(crate) fn min_p_log(min_p: f32) -> f32 {
-    min_p.ln()
 }
 
 /// Finds the k-th largest value among `z_i >= theta` and raises `theta` to

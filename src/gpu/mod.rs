@@ -35,10 +35,7 @@ pub use argmax::{
 };
 pub use device::{GpuContext, INSTALL_HINT, open_device, open_device_async};
 pub use kit::LogitsView;
-pub use philox::{
-    PHILOX_TEST_WGSL, f32_to_sortable_key, gumbel_gpu, ln_f32, ln_gpu, philox_words_gpu,
-    sortable_key_to_f32, sortable_keys_gpu,
-};
+pub use philox::{PHILOX_TEST_WGSL, gumbel_gpu, ln_gpu, philox_words_gpu, sortable_keys_gpu};
 pub use sampler::{DType, GpuSampler, Plan, PlannedDispatch, RowPath, SamplerConfig, logits_bytes};
 
 /// Parses and validates a WGSL source with naga (what wgpu runs before any
@@ -79,7 +76,5 @@ pub fn shader_sources() -> Vec<(String, String, &'static str)> {
         ));
     }
     v.extend(sampler::shader_sources());
-    v.extend(crate::decode::shader_sources());
-    v.extend(crate::beam::shader_sources());
     v
 }

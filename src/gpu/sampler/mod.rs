@@ -732,7 +732,7 @@ impl GpuSampler {
                 top_k: p.top_k,
                 top_p: p.top_p,
                 ln_min_p: if p.min_p > 0.0 {
-                    crate::cpu::min_p_log(p.min_p)
+                    crate::twins::min_p_log(p.min_p)
                 } else {
                     0.0
                 },
