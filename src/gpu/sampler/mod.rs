@@ -863,10 +863,24 @@ impl GpuSampler {
         logits: LogitsView<'_>,
         batch: u32,
     ) -> Result<()> {
+        self.record_stamped(encoder, logits, batch, None)
+            .map(|_| ())
+    }
+
+    /// The steps of `record`, with optional timestamps: validate, stage the
+    /// uploads, plan, encode. Returns the plan encoded.
+    fn record_stamped(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        logits: LogitsView<'_>,
+        batch: u32,
+        stamps: Option<(&wgpu::QuerySet, u32)>,
+    ) -> Result<Plan> {
         let bind = self.validate(logits, batch)?;
         self.stage_uploads(logits, &bind, batch)?;
         let plan = Plan::for_rows(&self.flags[..batch as usize], self.chunks, batch);
-        self.encode(encoder, logits.buffer, &bind, &plan, None)
+        self.encode(encoder, logits.buffer, &bind, &plan, stamps)?;
+        Ok(plan)
     }
 
     /// [`GpuSampler::record`], plus a GPU timestamp written into `queries`
@@ -894,11 +908,7 @@ impl GpuSampler {
                     .into(),
             ));
         }
-        let bind = self.validate(logits, batch)?;
-        self.stage_uploads(logits, &bind, batch)?;
-        let plan = Plan::for_rows(&self.flags[..batch as usize], self.chunks, batch);
-        self.encode(encoder, logits.buffer, &bind, &plan, Some((queries, first)))?;
-        Ok(plan)
+        self.record_stamped(encoder, logits, batch, Some((queries, first)))
     }
 
     /// The checks of [`GpuSampler::record`], before anything is staged.
