@@ -30,8 +30,6 @@ var<workgroup> ws_above_c: u32;
 var<workgroup> ws_above_lo: u32;
 var<workgroup> ws_above_hi: u32;
 var<workgroup> ws_total_c: u32;
-var<workgroup> ws_total_lo: u32;
-var<workgroup> ws_total_hi: u32;
 var<workgroup> ws_hit: u32;
 
 // ST_OK, ST_INVALID and ST_NONE are the output status codes (generated
@@ -157,8 +155,6 @@ fn select_digit(r: u32, p: RowParams, full: bool, lid: u32, digit: u32, pmode: b
     }
     if (q == 255u) {
         ws_total_c = wa[255];
-        ws_total_lo = wb[255];
-        ws_total_hi = wa[511];
     }
     if (q == sel) {
         ws_prefix = select((prefix << 8u) | bucket, bucket, digit == 0u);

@@ -158,10 +158,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         gk[q] = wa[lid + q * WG];
     }
     workgroupBarrier();
-    var k0 = 0u;
-    var i0 = NONE;
-    var k1 = 0u;
-    var i1 = NONE;
+    // kept[0] >= kept[1] in (key, index) order; a token pushed out of
+    // them (or never let in) is left out.
+    var kk = array<u32, 2>(0u, 0u);
+    var ki = array<u32, 2>(NONE, NONE);
     var out_key = 0u;
     for (var q = 0u; q < ITEMS; q++) {
         if (gk[q] == 0u) {
@@ -169,21 +169,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
         var kc = gk[q];
         var ic = c * CHUNK + lid + q * WG;
-        if (ka_before(kc, ic, k0, i0)) {
-            let tk = k0;
-            let ti = i0;
-            k0 = kc;
-            i0 = ic;
-            kc = tk;
-            ic = ti;
-        }
-        if (ka_before(kc, ic, k1, i1)) {
-            let tk = k1;
-            let ti = i1;
-            k1 = kc;
-            i1 = ic;
-            kc = tk;
-            ic = ti;
+        for (var slot = 0u; slot < 2u; slot++) {
+            if (ka_before(kc, ic, kk[slot], ki[slot])) {
+                let tk = kk[slot];
+                let ti = ki[slot];
+                kk[slot] = kc;
+                ki[slot] = ic;
+                kc = tk;
+                ic = ti;
+            }
         }
         if (ic != NONE) {
             out_key = max(out_key, kc);
@@ -194,10 +188,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (out_key != 0u) {
         atomicMax(&wg_tmax, out_key);
     }
-    wa[lid * 2u] = k0;
-    wb[lid * 2u] = i0;
-    wa[lid * 2u + 1u] = k1;
-    wb[lid * 2u + 1u] = i1;
+    for (var slot = 0u; slot < 2u; slot++) {
+        wa[lid * 2u + slot] = kk[slot];
+        wb[lid * 2u + slot] = ki[slot];
+    }
     workgroupBarrier();
     for (var k = 2u; k <= KEPT; k <<= 1u) {
         for (var j = k >> 1u; j > 0u; j >>= 1u) {

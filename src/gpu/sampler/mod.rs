@@ -198,7 +198,6 @@ struct Dims {
 }
 
 const FLAG_GREEDY: u32 = 1;
-const FLAG_MODIFIED: u32 = 2;
 const FLAG_MIN_P: u32 = 4;
 const FLAG_TOP_K: u32 = 8;
 const FLAG_TOP_P: u32 = 16;
@@ -243,10 +242,7 @@ fn row_flags(p: &SamplingParams, v: usize) -> u32 {
         || !p.logit_bias.is_empty()
         || p.penalties_active()
     {
-        flags |= FLAG_MODIFIED | FLAG_OVERLAY;
-    }
-    if p.allowed_tokens.is_some() {
-        flags |= FLAG_MODIFIED;
+        flags |= FLAG_OVERLAY;
     }
     flags
 }
@@ -598,6 +594,43 @@ impl GpuSampler {
         Ok(())
     }
 
+    /// `buf` if it holds `bytes`, else a new storage buffer that does
+    /// (rounded up to a power of two, within the binding limit; the bind
+    /// group is then rebuilt). Errors name `what` and the limit, then
+    /// `hint`.
+    fn fitted(
+        &mut self,
+        buf: wgpu::Buffer,
+        label: &str,
+        what: &str,
+        hint: &str,
+        bytes: u64,
+    ) -> Result<wgpu::Buffer> {
+        let limits = self.ctx.device.limits();
+        check_word_index(what, bytes)?;
+        if bytes > limits.max_storage_buffer_binding_size {
+            return Err(Error::Gpu(format!(
+                "{what} need {bytes} bytes, more than this device's \
+                 max_storage_buffer_binding_size ({}){hint}",
+                limits.max_storage_buffer_binding_size
+            )));
+        }
+        if buf.size() >= bytes {
+            return Ok(buf);
+        }
+        self.buffers_gen += 1;
+        let size = bytes
+            .next_power_of_two()
+            .min(max_binding(&limits))
+            .max(bytes);
+        Ok(storage_buffer(
+            &self.ctx.device,
+            label,
+            size,
+            wgpu::BufferUsages::empty(),
+        ))
+    }
+
     /// Byte offsets of slot `slot`'s token list and count list in a state
     /// buffer of `slots` slots.
     fn seen_offsets(&self, slot: u32, slots: u32) -> (u64, u64) {
@@ -788,51 +821,22 @@ impl GpuSampler {
             self.flags[r] = flags;
             gpu.push(g);
         }
-        let device = &self.ctx.device;
         let bytes = (lists.len() as u64 * 4).max(16);
-        let limits = device.limits();
-        if bytes > limits.max_storage_buffer_binding_size {
-            return Err(Error::Gpu(format!(
-                "the rows' masks and lists need {bytes} bytes, more than this device's \
-                 max_storage_buffer_binding_size ({})",
-                limits.max_storage_buffer_binding_size
-            )));
-        }
-        if self.lists_buf.size() < bytes {
-            self.lists_buf = storage_buffer(
-                device,
-                "wgsample lists",
-                bytes
-                    .next_power_of_two()
-                    .min(max_binding(&limits))
-                    .max(bytes),
-                wgpu::BufferUsages::empty(),
-            );
-            self.buffers_gen += 1;
-        }
         let ov_bytes = (ov_words * 4).max(16);
-        check_word_index("the overlay tables", ov_bytes)?;
-        check_word_index("the rows' lists", bytes)?;
-        if ov_bytes > limits.max_storage_buffer_binding_size {
-            return Err(Error::Gpu(format!(
-                "the rows' bias, banned, EOS and penalty tables need {ov_bytes} bytes, more than \
-                 this device's max_storage_buffer_binding_size ({}); lower max_seen_tokens or \
-                 the number of rows with penalties",
-                limits.max_storage_buffer_binding_size
-            )));
-        }
-        if self.ov_buf.size() < ov_bytes {
-            self.ov_buf = storage_buffer(
-                device,
-                "wgsample overlay",
-                ov_bytes
-                    .next_power_of_two()
-                    .min(max_binding(&limits))
-                    .max(ov_bytes),
-                wgpu::BufferUsages::empty(),
-            );
-            self.buffers_gen += 1;
-        }
+        self.lists_buf = self.fitted(
+            self.lists_buf.clone(),
+            "wgsample lists",
+            "the rows' masks and lists",
+            "",
+            bytes,
+        )?;
+        self.ov_buf = self.fitted(
+            self.ov_buf.clone(),
+            "wgsample overlay",
+            "the rows' bias, banned, EOS and penalty tables",
+            "; lower max_seen_tokens or the number of rows with penalties",
+            ov_bytes,
+        )?;
         self.stage(Dst::Params, 0, bytemuck::cast_slice(&gpu));
         self.stage(Dst::Lists, 0, bytemuck::cast_slice(&lists));
         self.dirty = false;

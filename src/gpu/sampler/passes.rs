@@ -70,9 +70,8 @@ pub(crate) mod idx {
 /// the Rust values so they are written once.
 pub(crate) fn wgsl_constants() -> String {
     use super::*;
-    let consts: [(&str, u64); 20] = [
+    let consts: [(&str, u64); 19] = [
         ("FLAG_GREEDY", FLAG_GREEDY.into()),
-        ("FLAG_MODIFIED", FLAG_MODIFIED.into()),
         ("FLAG_MIN_P", FLAG_MIN_P.into()),
         ("FLAG_TOP_K", FLAG_TOP_K.into()),
         ("FLAG_TOP_P", FLAG_TOP_P.into()),

@@ -83,7 +83,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::super::{
-        FLAG_ALLOWED, FLAG_GREEDY, FLAG_MIN_P, FLAG_MODIFIED, FLAG_SCALED, FLAG_TOP_K, FLAG_TOP_P,
+        FLAG_ALLOWED, FLAG_GREEDY, FLAG_MIN_P, FLAG_SCALED, FLAG_TOP_K, FLAG_TOP_P,
     };
     use super::*;
 
@@ -106,13 +106,10 @@ mod tests {
         assert_eq!(counts(&[FLAG_TOP_K | FLAG_TOP_P | FLAG_MIN_P]), (2, 1));
         // Penalties, bias, banned and EOS add one sparse dispatch; the
         // allowed-token bitmask adds none (the dense pass reads it).
-        let ov = FLAG_MODIFIED | FLAG_OVERLAY;
+        let ov = FLAG_OVERLAY;
         assert_eq!(counts(&[FLAG_TOP_P | ov]), (3, 1));
         assert_eq!(counts(&[FLAG_TOP_K | FLAG_TOP_P | ov]), (3, 1));
-        assert_eq!(
-            counts(&[FLAG_GREEDY | FLAG_MODIFIED | FLAG_ALLOWED]),
-            (2, 1)
-        );
+        assert_eq!(counts(&[FLAG_GREEDY | FLAG_ALLOWED]), (2, 1));
         // A batch takes the union of its rows' needs.
         assert_eq!(counts(&[FLAG_TOP_K, FLAG_GREEDY, ov]), (3, 1));
     }
