@@ -23,6 +23,32 @@
 //!
 //! Each layer imports only from the layers below it. [`shader_sources`]
 //! (every shader, for the browser check) is gathered here, at the top.
+//!
+//! # Where each SPEC step lives
+//!
+//! The CPU column names the function in `src/cpu/row.rs` (private; one per
+//! step, called in SPEC order by `filter` and `sample_row`). The GPU column
+//! names the pass and the line that starts the step in `shaders/sampler/`
+//! (a unit test checks that each of those lines says `Step N`). The GPU's
+//! passes are `overlay` (one workgroup a row, only for rows with a ban,
+//! EOS, bias or penalty), `scan` (the one pass that reads the whole row)
+//! and `finish` (one workgroup a row).
+//!
+//! | SPEC step | CPU (`src/cpu/row.rs`) | GPU pass | GPU location |
+//! |---|---|---|---|
+//! | 1 input check | `check_input` | scan | `scan.wgsl:64` |
+//! | 2 masks | `apply_masks` | scan (allowed bitmask), overlay (bans, EOS) | `bindings.wgsl:195`, `overlay.wgsl:99` |
+//! | 3 logit bias | `apply_bias` | overlay | `overlay.wgsl:103` |
+//! | 4 penalties | `apply_penalties` | overlay | `overlay.wgsl:107` |
+//! | 5 greedy | `greedy` | finish | `finish.wgsl:379` |
+//! | 6 temperature | `scale_temperature`, `temperature_overflow` | scan, finish | `bindings.wgsl:240`, `finish.wgsl:383` |
+//! | 6-9 fused, unprocessed rows with top-k | `top_k_fused` | (scan keeps 64 candidates a chunk) | |
+//! | 7 min-p | `min_p` | finish | `finish.wgsl:416` |
+//! | 8 top-k | `top_k` | finish | `finish.wgsl:433` |
+//! | 9 top-p | `top_p` (`top_p_cut`) | finish | `finish.wgsl:457` |
+//! | 10 Gumbel-max | `gumbel_argmax` | scan (rows without filters), finish | `scan.wgsl:103`, `finish.wgsl:223` |
+//! | 11 status and logprob | `sample_row`, `raw_logprob` | finish | `finish.wgsl:255` |
+//! | 12 state update | [`RowState::record`] | finish | `finish.wgsl:255` |
 
 pub mod beam;
 pub mod cpu;
@@ -157,5 +183,45 @@ impl<'a> From<&'a [half::f16]> for Logits<'a> {
 impl<'a> From<&'a [half::bf16]> for Logits<'a> {
     fn from(x: &'a [half::bf16]) -> Self {
         Logits::Bf16(x)
+    }
+}
+
+#[cfg(test)]
+mod step_table_tests {
+    /// Every `file.wgsl:N` in the crate docs' step table points at a line
+    /// of that shader that names the row's SPEC step (`Step N`), so the
+    /// table cannot drift from the shaders unnoticed.
+    #[test]
+    fn step_table_points_at_its_shader_lines() {
+        let doc = include_str!("lib.rs");
+        let mut checked = 0;
+        for line in doc
+            .lines()
+            .filter(|l| l.starts_with("//! | ") && l.contains(".wgsl:"))
+        {
+            let step: String = line[6..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            assert!(!step.is_empty(), "no step number in {line}");
+            for cell in line.split('`').filter(|c| c.contains(".wgsl:")) {
+                let (file, n) = cell.split_once(':').unwrap();
+                let n: usize = n.parse().unwrap();
+                let src = match file {
+                    "scan.wgsl" => include_str!("../shaders/sampler/scan.wgsl"),
+                    "finish.wgsl" => include_str!("../shaders/sampler/finish.wgsl"),
+                    "overlay.wgsl" => include_str!("../shaders/sampler/overlay.wgsl"),
+                    "bindings.wgsl" => include_str!("../shaders/sampler/bindings.wgsl"),
+                    _ => panic!("unknown shader {file}"),
+                };
+                let at = src.lines().nth(n - 1).unwrap_or("");
+                assert!(
+                    at.contains(&format!("Step {step}")),
+                    "{file}:{n} should start SPEC step {step}, but says: {at:?}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 14, "only {checked} references checked");
     }
 }

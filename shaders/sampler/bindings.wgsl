@@ -192,7 +192,7 @@ fn ov_find(p: RowParams, t: u32) -> u32 {
     return NONE;
 }
 
-// Raw bits with the allowed-token bitmask applied (SPEC step 2).
+// Step 2: raw bits with the allowed-token bitmask applied.
 fn masked_bits(r: u32, i: u32, p: RowParams) -> u32 {
     let b = raw_bits(r, i);
     if ((p.flags & FLAG_ALLOWED) != 0u) {
@@ -237,7 +237,8 @@ fn ge64(a: vec2<u32>, b: vec2<u32>) -> bool {
     return a.y > b.y || (a.y == b.y && a.x >= b.x);
 }
 
-// z / T for a sampled row (T = 1 rows skip the division, like the CPU).
+// Step 6: z / T for a sampled row (T = 1 rows skip the division, like
+// the CPU).
 fn scale(z: f32, p: RowParams) -> f32 {
     if ((p.flags & FLAG_SCALED) != 0u) {
         return z / p.temperature;

@@ -220,7 +220,7 @@ fn reset_search(lid: u32) {
     workgroupBarrier();
 }
 
-// The Gumbel-max over the source entries with key >= theta (SPEC step 10).
+// Step 10: the Gumbel-max over the source entries with key >= theta.
 fn gumbel_pick(r: u32, p: RowParams, full: bool, lid: u32, theta: u32, ztmax: f32) -> u32 {
     var best = 0u;
     var arg = NONE;
@@ -252,7 +252,7 @@ fn gumbel_pick(r: u32, p: RowParams, full: bool, lid: u32, theta: u32, ztmax: f3
     return workgroupUniformLoad(&wb[0]);
 }
 
-// Output and state update (SPEC steps 11-12); `tok` and `status` are
+// Step 11 (output) and Step 12 (state update); `tok` and `status` are
 // workgroup-uniform.
 fn finish_row(r: u32, lid: u32, tok: u32, status: u32, rmax: f32, rsum: f32) {
     if (lid == 0u) {
@@ -376,10 +376,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     } else if (mz_key == 0u) {
         status = ST_NONE;
     } else if ((p.flags & FLAG_GREEDY) != 0u) {
+        // Step 5: greedy, the first index of the largest z.
         status = ST_OK;
         tok = mz_arg;
     } else if (bitcast<u32>(ztmax) == F32_POS_INF_BITS) {
-        // SPEC step 6: the largest z / T is +inf (a tiny temperature or an
+        // Step 6, overflow: the largest z / T is +inf (a tiny temperature or an
         // overflowed bias): the +inf tokens are the only candidates, their
         // Gumbel keys tie at +inf and the lowest index wins. Found by a scan
         // of the row (rare: costs time, not dispatches).

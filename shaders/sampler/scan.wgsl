@@ -61,6 +61,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let i = base + q;
         if (i < dims.vocab) {
             let rb = raw_bits(r, i);
+            // Step 1: input check (NaN or +inf makes the row invalid).
             if (bits_is_invalid_logit(rb)) {
                 flags |= 1u;
             } else if (!bits_is_neg_inf(rb)) {
@@ -99,6 +100,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         atomicMax(&wg_tmax, max(max(tkeys[0], tkeys[1]), max(tkeys[2], tkeys[3])));
     }
     workgroupBarrier();
+    // Step 10 for rows without filters: the chunk's Gumbel-max.
     if (mode == MODE_PLAIN) {
         let tmax_key = atomicLoad(&wg_tmax);
         if (tmax_key != 0u) {

@@ -8,6 +8,14 @@
 //! something actually changes it, top-k is a single scan with a rising
 //! threshold, top-p a bucketed selection on mass, and the Gumbel keys are
 //! computed only for survivors; no step sorts the vocabulary.
+//!
+//! Each SPEC step is one function named after it (`check_input`,
+//! `apply_masks`, `apply_bias`, `apply_penalties`, `greedy`,
+//! `temperature_overflow`, `scale_temperature`, `min_p`, `top_k`, `top_p`,
+//! `gumbel_argmax`, `raw_logprob`); `top_k_fused` is the fast path that
+//! runs steps 6-9 together for unprocessed rows with top-k. `filter` only
+//! decides which steps a row needs and where its logits live (the input
+//! or one scratch copy). The crate docs map each step to its GPU pass.
 
 use super::fastmath;
 use crate::twins::min_p_log;
@@ -42,8 +50,11 @@ enum Filtered {
 /// never survive a filter.
 const FLOOR: f32 = f32::MIN;
 
-/// Runs steps 1-9. Returns the filter result and the processed logits to
-/// use for steps 9-10 (either `raw` or the scratch copy).
+/// Runs steps 2-9 (step 1 is the caller's). Returns the filter result and
+/// the processed logits to use for step 10 (either `raw` or the scratch
+/// copy). Each SPEC step is one named function below, called in SPEC
+/// order; this function only decides which of them a row needs and where
+/// its logits live.
 #[allow(clippy::too_many_arguments)]
 fn filter<'a>(
     raw: &'a [f32],
@@ -69,163 +80,50 @@ fn filter<'a>(
 
     let mut zmax = raw_max;
     if modified {
+        // Steps 2-4 write into a copy of the row; the input stays as it is.
         z_buf.clear();
         z_buf.extend_from_slice(raw);
         let z = &mut z_buf[..];
-        // Step 2: masks.
-        if let Some(mask) = &p.allowed_tokens {
-            for (w, chunk) in mask.iter().zip(z.chunks_mut(32)) {
-                if *w == u32::MAX {
-                    continue;
-                }
-                for (b, x) in chunk.iter_mut().enumerate() {
-                    if (w >> b) & 1 == 0 {
-                        *x = f32::NEG_INFINITY;
-                    }
-                }
-            }
-        }
-        for &t in &p.banned_tokens {
-            z[t as usize] = f32::NEG_INFINITY;
-        }
-        if eos_active {
-            for &t in &p.eos_token_ids {
-                z[t as usize] = f32::NEG_INFINITY;
-            }
-        }
-        // Step 3: bias.
-        for &(t, b) in &p.logit_bias {
-            z[t as usize] += b;
-        }
-        // Step 4: penalties.
+        apply_masks(z, p, eos_active);
+        apply_bias(z, p);
         if pen_active {
-            let r = p.repetition_penalty;
-            if r != 1.0 {
-                let rep = |x: f32| if x > 0.0 { x / r } else { x * r };
-                // prompt ∪ output, once per token.
-                let prompt = st.prompt_tokens();
-                for &t in prompt {
-                    z[t as usize] = rep(z[t as usize]);
-                }
-                for (t, _) in st.output_counts() {
-                    if prompt.binary_search(&t).is_err() {
-                        z[t as usize] = rep(z[t as usize]);
-                    }
-                }
-            }
-            let (f, q) = (p.frequency_penalty, p.presence_penalty);
-            if f != 0.0 || q != 0.0 {
-                for (t, c) in st.output_counts() {
-                    if c > 0 {
-                        z[t as usize] -= f * c as f32 + q;
-                    }
-                }
-            }
+            apply_penalties(z, p, st);
         }
         zmax = fastmath::max(z);
     }
     if zmax == f32::NEG_INFINITY {
         return (Filtered::NoCandidates, raw);
     }
-    // Step 5: greedy.
-    if p.is_greedy() {
+    let t = if scaled { p.temperature } else { 1.0 };
+    let early = {
         let zsrc: &[f32] = if modified { &z_buf[..] } else { raw };
-        let tok = match raw_argmax {
-            Some(i) if !modified => i as u32,
-            _ => fastmath::first_index_of(zsrc, zmax).unwrap_or(0) as u32,
-        };
+        if p.is_greedy() {
+            Some(greedy(zsrc, zmax, raw_argmax, modified))
+        } else {
+            temperature_overflow(zsrc, zmax, t)
+        }
+    };
+    if let Some(tok) = early {
+        let zsrc: &'a [f32] = if modified { &z_buf[..] } else { raw };
         return (Filtered::Greedy(tok), zsrc);
     }
-    // Step 6's overflow rule (SPEC.md): when the largest z / T is +inf (a
-    // tiny temperature, or a bias / penalty that overflowed), the +inf
-    // tokens are the only candidates and their Gumbel keys all tie at +inf,
-    // so the lowest index wins. When it is -inf (every finite z overflows
-    // downwards), take the T -> 0 limit: greedy on the unscaled logits.
-    let t = if scaled { p.temperature } else { 1.0 };
-    let zmax_t = zmax / t;
-    if zmax_t.is_infinite() {
-        let zsrc: &[f32] = if modified { &z_buf[..] } else { raw };
-        let tok = if zmax_t > 0.0 {
-            zsrc.iter().position(|&x| x / t == f32::INFINITY)
-        } else {
-            fastmath::first_index_of(zsrc, zmax)
-        };
-        return (Filtered::Greedy(tok.unwrap_or(0) as u32), zsrc);
-    }
-    // Steps 6-8 without materialising z / T: for an unprocessed row with
-    // top-k, select on the raw logits (division by T > 0 is monotone) with a
-    // few ulps of slack, then divide only the candidates and redo the
-    // selection exactly on z / T. Saves a pass that writes the whole row.
     if scaled && !modified && p.top_k_active(v) {
-        let t = p.temperature;
-        let zmax_t = zmax / t;
-        let theta_t = if p.min_p > 0.0 {
-            FLOOR.max(zmax_t + min_p_log(p.min_p))
-        } else {
-            FLOOR
-        };
-        // Every x with x / t >= theta_t has x >= lb.
-        let lb = if theta_t <= FLOOR {
-            FLOOR
-        } else {
-            let b = theta_t * t;
-            b - b.abs() * 5e-7
-        };
-        let k = p.top_k as usize;
-        let mut unused = FLOOR;
-        if top_k(raw, lb, k, true, cand, &mut unused) {
-            for c in cand.iter_mut() {
-                c.0 /= t;
-            }
-            cand.retain(|&(x, _)| x >= theta_t);
-            if cand.len() >= k {
-                cand.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
-                let kth = cand[k - 1].0;
-                cand.retain(|&(x, _)| x >= kth);
-                let mut theta = theta_t.max(kth);
-                if p.top_p < 1.0 {
-                    let total = cand_mass(cand, zmax_t);
-                    theta = cut_top_p(cand, zmax_t, p.top_p, total, theta);
-                }
-                return (
-                    Filtered::Kept {
-                        theta,
-                        max: zmax_t,
-                        listed: true,
-                    },
-                    raw,
-                );
-            }
-            // Fewer than k survivors of min-p: top-k is a no-op; fall
-            // through to the general path.
+        if let Some(f) = top_k_fused(raw, zmax, p, cand) {
+            return (f, raw);
         }
     }
-    // Step 6: temperature (an f32 division, as the GPU does it).
     if scaled {
-        let t = p.temperature;
-        if modified {
-            for x in z_buf.iter_mut() {
-                *x /= t;
-            }
-        } else {
-            // One fused pass: copy and divide.
-            z_buf.clear();
-            z_buf.extend(raw.iter().map(|&x| x / t));
-        }
-        zmax /= t; // division by t > 0 is monotone, so this is max(z / t)
+        zmax = scale_temperature(raw, z_buf, modified, p.temperature, zmax);
     }
     let z: &[f32] = if modified || scaled { &z_buf[..] } else { raw };
     let mut theta = FLOOR;
-    // Step 7: min-p.
     if p.min_p > 0.0 {
-        theta = theta.max(zmax + min_p_log(p.min_p));
+        theta = min_p(zmax, p.min_p);
     }
     let mut listed = false;
-    // Step 8: top-k.
     if p.top_k_active(v) {
         listed = top_k(z, theta, p.top_k as usize, false, cand, &mut theta);
     }
-    // Step 9: top-p.
     if p.top_p < 1.0 {
         let total = if listed {
             cand_mass(cand, zmax)
@@ -236,7 +134,7 @@ fn filter<'a>(
             }
             total
         };
-        theta = cut_top_p(cand, zmax, p.top_p, total, theta);
+        theta = top_p(cand, zmax, p.top_p, total, theta);
         listed = true;
     }
     (
@@ -249,6 +147,170 @@ fn filter<'a>(
     )
 }
 
+/// SPEC step 2, masks: every token outside `allowed_tokens`, every banned
+/// token and, while `eos_active` (fewer than `min_new_tokens` generated),
+/// every EOS id gets `-inf`.
+fn apply_masks(z: &mut [f32], p: &SamplingParams, eos_active: bool) {
+    if let Some(mask) = &p.allowed_tokens {
+        for (w, chunk) in mask.iter().zip(z.chunks_mut(32)) {
+            if *w == u32::MAX {
+                continue;
+            }
+            for (b, x) in chunk.iter_mut().enumerate() {
+                if (w >> b) & 1 == 0 {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+    for &t in &p.banned_tokens {
+        z[t as usize] = f32::NEG_INFINITY;
+    }
+    if eos_active {
+        for &t in &p.eos_token_ids {
+            z[t as usize] = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// SPEC step 3, logit bias: `z_t += bias_t` for each listed token (after the
+/// masks, so a masked token stays at `-inf`).
+fn apply_bias(z: &mut [f32], p: &SamplingParams) {
+    for &(t, b) in &p.logit_bias {
+        z[t as usize] += b;
+    }
+}
+
+/// SPEC step 4, penalties: the repetition penalty once per token of
+/// prompt ∪ output (`z / r` when `z > 0`, else `z * r`), then
+/// `z -= frequency * count + presence` for each generated token.
+fn apply_penalties(z: &mut [f32], p: &SamplingParams, st: &RowState) {
+    let r = p.repetition_penalty;
+    if r != 1.0 {
+        let rep = |x: f32| if x > 0.0 { x / r } else { x * r };
+        let prompt = st.prompt_tokens();
+        for &t in prompt {
+            z[t as usize] = rep(z[t as usize]);
+        }
+        for (t, _) in st.output_counts() {
+            if prompt.binary_search(&t).is_err() {
+                z[t as usize] = rep(z[t as usize]);
+            }
+        }
+    }
+    let (f, q) = (p.frequency_penalty, p.presence_penalty);
+    if f != 0.0 || q != 0.0 {
+        for (t, c) in st.output_counts() {
+            if c > 0 {
+                z[t as usize] -= f * c as f32 + q;
+            }
+        }
+    }
+}
+
+/// SPEC step 5, greedy: the first index of the largest processed logit
+/// `zmax` (taken from the input check's pass when the row is unmodified).
+fn greedy(z: &[f32], zmax: f32, raw_argmax: Option<usize>, modified: bool) -> u32 {
+    match raw_argmax {
+        Some(i) if !modified => i as u32,
+        _ => fastmath::first_index_of(z, zmax).unwrap_or(0) as u32,
+    }
+}
+
+/// SPEC step 6's overflow rule: when the largest `z / T` is `+inf` (a tiny
+/// temperature, or a bias / penalty that overflowed), the `+inf` tokens are
+/// the only candidates and their Gumbel keys all tie at `+inf`, so the
+/// lowest such index wins. When it is `-inf` (every finite z overflows
+/// downwards), the T → 0 limit: greedy on the unscaled logits. `None` when
+/// `zmax / t` is finite and sampling goes on.
+fn temperature_overflow(z: &[f32], zmax: f32, t: f32) -> Option<u32> {
+    let zmax_t = zmax / t;
+    if !zmax_t.is_infinite() {
+        return None;
+    }
+    let tok = if zmax_t > 0.0 {
+        z.iter().position(|&x| x / t == f32::INFINITY)
+    } else {
+        fastmath::first_index_of(z, zmax)
+    };
+    Some(tok.unwrap_or(0) as u32)
+}
+
+/// Steps 6-9 fused for an unprocessed row with top-k, without writing
+/// `z / T` for the whole row: select on the raw logits (division by `T > 0`
+/// is monotone) with a few ulps of slack, then divide only the candidates
+/// and redo min-p and top-k exactly on `z / T`, then top-p on the
+/// survivors. `None` when fewer than k tokens survive min-p (top-k is then
+/// a no-op), and the general path runs.
+fn top_k_fused(
+    raw: &[f32],
+    zmax: f32,
+    p: &SamplingParams,
+    cand: &mut Vec<(f32, u32)>,
+) -> Option<Filtered> {
+    let t = p.temperature;
+    let zmax_t = zmax / t;
+    let theta_t = if p.min_p > 0.0 {
+        min_p(zmax_t, p.min_p)
+    } else {
+        FLOOR
+    };
+    // Every x with x / t >= theta_t has x >= lb.
+    let lb = if theta_t <= FLOOR {
+        FLOOR
+    } else {
+        let b = theta_t * t;
+        b - b.abs() * 5e-7
+    };
+    let k = p.top_k as usize;
+    let mut unused = FLOOR;
+    if !top_k(raw, lb, k, true, cand, &mut unused) {
+        return None;
+    }
+    for c in cand.iter_mut() {
+        c.0 /= t;
+    }
+    cand.retain(|&(x, _)| x >= theta_t);
+    if cand.len() < k {
+        return None;
+    }
+    cand.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+    let kth = cand[k - 1].0;
+    cand.retain(|&(x, _)| x >= kth);
+    let mut theta = theta_t.max(kth);
+    if p.top_p < 1.0 {
+        let total = cand_mass(cand, zmax_t);
+        theta = top_p(cand, zmax_t, p.top_p, total, theta);
+    }
+    Some(Filtered::Kept {
+        theta,
+        max: zmax_t,
+        listed: true,
+    })
+}
+
+/// SPEC step 6, temperature: `z / T` as one f32 division per token (as the
+/// GPU does it), into `z_buf` (in place when steps 2-4 already copied the
+/// row, else a fused copy-and-divide of `raw`). Returns the new maximum
+/// `zmax / T` (division by `T > 0` is monotone).
+fn scale_temperature(raw: &[f32], z_buf: &mut Vec<f32>, modified: bool, t: f32, zmax: f32) -> f32 {
+    if modified {
+        for x in z_buf.iter_mut() {
+            *x /= t;
+        }
+    } else {
+        z_buf.clear();
+        z_buf.extend(raw.iter().map(|&x| x / t));
+    }
+    zmax / t
+}
+
+/// SPEC step 7, min-p: the threshold `zmax + ln(min_p)` (never below
+/// [`FLOOR`], so `-inf` never survives). Tokens under it are dropped.
+fn min_p(zmax: f32, min_p: f32) -> f32 {
+    FLOOR.max(zmax + min_p_log(min_p))
+}
+
 /// `sum exp(z - zmax)` over the candidates (the top-p normaliser when they
 /// are all the survivors).
 fn cand_mass(cand: &[(f32, u32)], zmax: f32) -> f64 {
@@ -257,16 +319,16 @@ fn cand_mass(cand: &[(f32, u32)], zmax: f32) -> f64 {
         .sum()
 }
 
-/// SPEC step 9 on `cand` (which holds every survivor ranked before the
-/// cut; `total` is the survivors' mass): returns `theta` raised to the cut
-/// and keeps in `cand` only the tokens at or above it.
-fn cut_top_p(cand: &mut Vec<(f32, u32)>, zmax: f32, top_p: f32, total: f64, theta: f32) -> f32 {
+/// SPEC step 9, top-p, on `cand` (which holds every survivor ranked
+/// before the cut; `total` is the survivors' mass): returns `theta` raised
+/// to the cut and keeps in `cand` only the tokens at or above it.
+fn top_p(cand: &mut Vec<(f32, u32)>, zmax: f32, top_p: f32, total: f64, theta: f32) -> f32 {
     let theta = top_p_cut(cand, zmax, top_p as f64 * total).max(theta);
     cand.retain(|&(x, _)| x >= theta);
     theta
 }
 
-/// Finds the k-th largest value among `z_i >= theta` and raises `theta` to
+/// SPEC step 8, top-k: finds the k-th largest value among `z_i >= theta` and raises `theta` to
 /// it. Leaves in `cand` every token with `z_i >= theta` (new theta) and
 /// returns true; when fewer than `k` tokens reach `theta`, top-k is a no-op
 /// and it returns false with `cand` unspecified.
@@ -559,6 +621,20 @@ fn no_token(status: Status) -> RowOutput {
     }
 }
 
+/// SPEC step 1, input check: `None` when the row holds NaN or `+inf`, else
+/// the raw maximum and, for greedy rows (which take the first index of the
+/// maximum from this same pass), its first index.
+fn check_input(raw: &[f32], greedy: bool) -> Option<(f32, Option<usize>)> {
+    let (raw_max, raw_argmax, bad) = if greedy {
+        let (m, i, b) = fastmath::max_argmax_check(raw);
+        (m, Some(i), b)
+    } else {
+        let (m, b) = fastmath::max_and_check(raw);
+        (m, None, b)
+    };
+    (!bad).then_some((raw_max, raw_argmax))
+}
+
 /// Samples one row (SPEC steps 1-11). The caller applies step 12.
 pub(crate) fn sample_row(
     raw: &[f32],
@@ -567,17 +643,9 @@ pub(crate) fn sample_row(
     w: &mut Work,
     logprobs: bool,
 ) -> RowOutput {
-    // Greedy rows get the first index of the maximum from the same pass.
-    let (raw_max, raw_argmax, bad) = if p.is_greedy() {
-        let (m, i, b) = fastmath::max_argmax_check(raw);
-        (m, Some(i), b)
-    } else {
-        let (m, b) = fastmath::max_and_check(raw);
-        (m, None, b)
-    };
-    if bad {
+    let Some((raw_max, raw_argmax)) = check_input(raw, p.is_greedy()) else {
         return no_token(Status::InvalidLogits);
-    }
+    };
     let (f, z) = filter(
         raw,
         raw_max,
@@ -609,7 +677,7 @@ pub(crate) fn sample_row(
     }
 }
 
-/// `log_softmax(raw)[token]` (SPEC step 11).
+/// SPEC step 11, the logprob: `log_softmax(raw)[token]`.
 fn raw_logprob(raw: &[f32], raw_max: f32, token: u32) -> f32 {
     let s = fastmath::sum_exp(raw, raw_max);
     ((raw[token as usize] - raw_max) as f64 - s.ln()) as f32
