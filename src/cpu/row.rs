@@ -107,10 +107,12 @@ fn filter<'a>(
         let zsrc: &'a [f32] = if modified { &z_buf[..] } else { raw };
         return (Filtered::Greedy(tok), zsrc);
     }
-    if scaled && !modified && p.top_k_active(v) {
-        if let Some(f) = top_k_fused(raw, zmax, p, cand) {
-            return (f, raw);
-        }
+    if scaled
+        && !modified
+        && p.top_k_active(v)
+        && let Some(f) = top_k_fused(raw, zmax, p, cand)
+    {
+        return (f, raw);
     }
     if scaled {
         zmax = scale_temperature(raw, z_buf, modified, p.temperature, zmax);
