@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use wgsample::SamplingParams;
 use wgsample::beam::{BeamBackend, BeamConfig, EarlyStopping, beam_search_bigram};
-use wgsample::decode::bigram::{Backend, generate};
+use wgsample::decode::{Backend, generate};
 use wgsample::decode::{DecodeSpec, StopCriteria};
 
 const CORPUS: &str = concat!(
@@ -163,7 +163,7 @@ fn main() {
     if o.backend != "cpu" {
         // Without XDG_RUNTIME_DIR, re-run once with a private one so that
         // Mesa's Vulkan layer prints no "error: XDG_RUNTIME_DIR" line.
-        if let Some(code) = wgsample::gpu::device::rerun_with_runtime_dir() {
+        if let Some(code) = wgsample::gpu::rerun_with_runtime_dir() {
             std::process::exit(code);
         }
     }

@@ -218,7 +218,7 @@ fn main() {
     let o = parse();
     // Without XDG_RUNTIME_DIR, re-run once with a private one so that
     // Mesa's Vulkan layer prints no "error: XDG_RUNTIME_DIR" line.
-    if let Some(code) = wgsample::gpu::device::rerun_with_runtime_dir() {
+    if let Some(code) = wgsample::gpu::rerun_with_runtime_dir() {
         std::process::exit(code);
     }
     if let Err(e) = run(&o) {

@@ -47,7 +47,7 @@ fn logits(n: usize) -> Vec<f32> {
 fn main() {
     // Without XDG_RUNTIME_DIR, re-run once with a private one so that
     // Mesa's Vulkan layer prints no "error: XDG_RUNTIME_DIR" line.
-    if let Some(code) = wgsample::gpu::device::rerun_with_runtime_dir() {
+    if let Some(code) = wgsample::gpu::rerun_with_runtime_dir() {
         std::process::exit(code);
     }
     let (b, v, steps) = (arg("--batch", 8), arg("--vocab", 32000), arg("--steps", 8));

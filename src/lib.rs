@@ -8,9 +8,14 @@
 //! the row's seed and step. Both backends implement it identically, so a
 //! row's token depends only on its own logits, parameters, seed and step.
 //!
-//! The crate is shaped around that contract: [`params`] owns the defaults
-//! and ranges, [`rng`] the random stream, [`cpu`] the fast host backend (and
-//! the reference the GPU is tested against), [`gpu`] the wgpu backend.
+//! The crate is shaped around that contract: [`SamplingParams`] and
+//! [`RowState`] own the defaults and ranges, [`rng`] the random stream,
+//! [`CpuSampler`] is the fast host backend (and the reference the GPU is
+//! tested against), [`gpu`] the wgpu backend, [`decode`] and [`beam`] the
+//! decoders built on both. Test harnesses (the GPU Philox and `ln`
+//! helpers, the argmax pass, the CPU's vector kernels, the host twins of
+//! the WGSL helpers) sit behind the `testing` cargo feature in
+//! `wgsample::testing`; the crate's own tests turn it on.
 //!
 //! # Architecture
 //!
@@ -51,15 +56,15 @@
 //! | 12 state update | [`RowState::record`] | finish | `finish.wgsl:255` |
 
 pub mod beam;
-pub mod cpu;
+mod cpu;
 pub mod decode;
-#[doc(hidden)]
-pub use cpu::fastmath as probe;
-pub mod error;
+mod error;
 pub mod gpu;
-pub mod params;
+mod params;
 pub mod rng;
-pub mod twins;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod twins;
 
 pub use cpu::{CpuSampler, Distribution, filtered_distribution};
 pub use error::{Error, Result};
@@ -67,9 +72,11 @@ pub use params::{RowState, SamplingParams, allowed_mask};
 
 /// Every compute shader the crate dispatches, as `(name, full WGSL source,
 /// entry point)`, exactly as handed to `create_shader_module`: the GPU
-/// backend's passes, then the decode loop's and beam search's. Used by the
-/// portability check that compiles them with a browser's WebGPU
-/// implementation (`scripts/check_shaders.sh`).
+/// backend's passes, then the decode loop's and beam search's (and, with
+/// the `testing` feature, the test harnesses'). Used by the portability
+/// check that compiles them with a browser's WebGPU implementation
+/// (`scripts/check_shaders.sh`); an engine can run the same check on its
+/// own targets.
 pub fn shader_sources() -> Vec<(String, String, &'static str)> {
     let mut v = gpu::shader_sources();
     v.extend(decode::shader_sources());

@@ -76,11 +76,11 @@ impl Default for SamplingParams {
 }
 
 fn bad(row: usize, field: &'static str, value: impl ToString, expected: &str) -> Error {
-    Error::InvalidParam {
+    Error::InvalidParams {
         row,
         field,
         value: value.to_string(),
-        expected: expected.to_string(),
+        reason: expected.to_string(),
     }
 }
 

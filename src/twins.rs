@@ -27,6 +27,7 @@ pub fn sortable_key_to_f32(key: u32) -> f32 {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// CPU twin of `shaders/common.wgsl`'s `ln_f32`: the natural log by
 /// FreeBSD's `logf` algorithm (fdlibm), error < 1 ulp, same operations in
 /// the same order as the WGSL. [`f32::ln`] (the platform libm) is usually

@@ -7,8 +7,8 @@
 //! and in CI); without one they fail with the install hint, they never skip.
 
 use wgsample::decode::{
-    self, DecodeEvent, DecodeSpec, Readback, StepInfo, StopChecker, StopCriteria, StopReason,
-    bigram::Backend,
+    self, Backend, DecodeEvent, DecodeSpec, Readback, StepInfo, StopChecker, StopCriteria,
+    StopReason,
 };
 use wgsample::gpu::{GpuContext, GpuSampler, INSTALL_HINT, SamplerConfig, open_device};
 use wgsample::{NO_TOKEN, RowState, SamplingParams, Status};

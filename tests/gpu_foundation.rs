@@ -6,7 +6,8 @@
 
 use std::sync::OnceLock;
 
-use wgsample::gpu::{self, ArgmaxPipeline, GpuContext, ROW_OUTPUT_BYTES};
+use wgsample::gpu::{self, GpuContext};
+use wgsample::testing::{self, ArgmaxPipeline, ROW_OUTPUT_BYTES};
 use wgsample::{Error, NO_TOKEN, RowOutput, Status, rng};
 
 fn ctx() -> &'static GpuContext {
@@ -64,7 +65,7 @@ fn philox_known_answers_on_gpu() {
         [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd],
         [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1],
     ];
-    let got = gpu::philox_words_gpu(ctx(), &inputs).unwrap();
+    let got = testing::philox_words_gpu(ctx(), &inputs).unwrap();
     for (i, (g, e)) in got.iter().zip(expected.iter()).enumerate() {
         assert_eq!(
             g, e,
@@ -107,7 +108,7 @@ fn philox_matches_cpu_on_random_and_edge_inputs() {
         inputs.push(([a; 4], [a; 2]));
         inputs.push(([a, 0, a, 0], [0, a]));
     }
-    let got = gpu::philox_words_gpu(ctx(), &inputs).unwrap();
+    let got = testing::philox_words_gpu(ctx(), &inputs).unwrap();
     assert_eq!(got.len(), inputs.len());
     for ((c, k), g) in inputs.iter().zip(&got) {
         assert_eq!(
@@ -139,12 +140,13 @@ fn gumbel_matches_cpu() {
     let mut total = 0usize;
     let mut worst = 0.0f32;
     for (seed, step, n) in cases {
-        let got = gpu::gumbel_gpu(ctx(), seed, step, n).unwrap();
+        let got = testing::gumbel_gpu(ctx(), seed, step, n).unwrap();
         assert_eq!(got.len(), n as usize);
         for (i, &g) in got.iter().enumerate() {
             let want = rng::gumbel(seed, step, i as u32);
             let u = rng::uniform_from_word(rng::word(seed, step, i as u32));
-            if g.to_bits() == (-wgsample::twins::ln_f32(-wgsample::twins::ln_f32(u))).to_bits() {
+            if g.to_bits() == (-wgsample::testing::ln_f32(-wgsample::testing::ln_f32(u))).to_bits()
+            {
                 twin += 1;
             }
             total += 1;
@@ -203,11 +205,11 @@ fn ln_f32_is_within_one_ulp() {
     for k in 0..4096u32 {
         xs.push(rng::uniform_from_word((0x007F_FFFF - k) << 9));
     }
-    let got = gpu::ln_gpu(ctx(), &xs).unwrap();
+    let got = testing::ln_gpu(ctx(), &xs).unwrap();
     let mut off = 0usize;
     let mut twin = 0usize;
     for (&x, &g) in xs.iter().zip(&got) {
-        if g.to_bits() == wgsample::twins::ln_f32(x).to_bits() {
+        if g.to_bits() == wgsample::testing::ln_f32(x).to_bits() {
             twin += 1;
         }
         let exact = (x as f64).ln();
@@ -233,7 +235,7 @@ fn ln_f32_is_within_one_ulp() {
         f32::NAN,
         f32::NEG_INFINITY,
     ];
-    let got = gpu::ln_gpu(ctx(), &specials).unwrap();
+    let got = testing::ln_gpu(ctx(), &specials).unwrap();
     assert_eq!(got[0], f32::NEG_INFINITY);
     assert_eq!(got[1], f32::NEG_INFINITY);
     assert!(got[2].is_nan());
@@ -265,9 +267,13 @@ fn sortable_keys_match_cpu() {
             xs.push(x);
         }
     }
-    let got = gpu::sortable_keys_gpu(ctx(), &xs).unwrap();
+    let got = testing::sortable_keys_gpu(ctx(), &xs).unwrap();
     for (&x, &(key, back)) in xs.iter().zip(&got) {
-        assert_eq!(key, wgsample::twins::f32_to_sortable_key(x), "key of {x:e}");
+        assert_eq!(
+            key,
+            wgsample::testing::f32_to_sortable_key(x),
+            "key of {x:e}"
+        );
         assert_eq!(back.to_bits(), x.to_bits(), "round trip of {x:e}");
     }
     let mut sorted = xs.clone();
@@ -275,8 +281,8 @@ fn sortable_keys_match_cpu() {
     for w in sorted.windows(2) {
         if w[0].to_bits() != w[1].to_bits() {
             assert!(
-                wgsample::twins::f32_to_sortable_key(w[0])
-                    < wgsample::twins::f32_to_sortable_key(w[1])
+                wgsample::testing::f32_to_sortable_key(w[0])
+                    < wgsample::testing::f32_to_sortable_key(w[1])
             );
         }
     }
@@ -412,7 +418,7 @@ fn argmax_host_convenience_and_extremes() {
         1e-45,
         0.0,
     ];
-    let got = gpu::argmax_host(ctx(), &logits, 3, v).unwrap();
+    let got = testing::argmax_host(ctx(), &logits, 3, v).unwrap();
     check_rows(&logits, v, &got, "extremes");
     assert_eq!(got[0].token, 1);
     assert_eq!(got[1].token, 2);
@@ -454,7 +460,7 @@ fn argmax_invalid_and_empty_rows() {
         kinds.push(kind);
         logits.extend(x);
     }
-    let got = gpu::argmax_host(ctx(), &logits, 24, v).unwrap();
+    let got = testing::argmax_host(ctx(), &logits, 24, v).unwrap();
     check_rows(&logits, v, &got, "invalid rows");
     for (out, kind) in got.iter().zip(&kinds) {
         let want = match kind {
@@ -479,7 +485,7 @@ fn argmax_large_batch_uses_2d_grid() {
     let logits: Vec<f32> = (0..batch * v)
         .map(|i| if (i / v) % 2 == i % 2 { 1.0 } else { 0.0 })
         .collect();
-    let got = gpu::argmax_host(ctx, &logits, batch, v).unwrap();
+    let got = testing::argmax_host(ctx, &logits, batch, v).unwrap();
     for (row, out) in got.iter().enumerate() {
         assert_eq!(out.token as usize, row % 2, "row {row}");
     }
@@ -517,7 +523,7 @@ fn read_outputs(
         .poll(wgpu::PollType::wait_indefinitely())
         .unwrap();
     let bytes = staging.get_mapped_range(..).unwrap().to_vec();
-    gpu::decode_row_outputs(&bytes, batch, vocab).unwrap()
+    testing::decode_row_outputs(&bytes, batch, vocab).unwrap()
 }
 
 #[test]
@@ -599,7 +605,7 @@ fn bad_shapes_and_buffers_are_errors_not_panics() {
     });
     let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
 
-    let shape = |r: wgsample::Result<()>| matches!(r, Err(Error::Shape(_)));
+    let shape = |r: wgsample::Result<()>| matches!(r, Err(Error::InvalidArgument(_)));
     let any_err = |r: wgsample::Result<()>| r.is_err();
     assert!(
         shape(pipe.record(dev, &mut enc, view(&logits, 0), 0, 8, &out)),
@@ -650,20 +656,20 @@ fn bad_shapes_and_buffers_are_errors_not_panics() {
 
     // Host convenience: inconsistent shapes.
     assert!(matches!(
-        gpu::argmax_host(ctx, &data, 0, 64),
-        Err(Error::Shape(_))
+        testing::argmax_host(ctx, &data, 0, 64),
+        Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
-        gpu::argmax_host(ctx, &data, 64, 0),
-        Err(Error::Shape(_))
+        testing::argmax_host(ctx, &data, 64, 0),
+        Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
-        gpu::argmax_host(ctx, &data, 7, 9),
-        Err(Error::Shape(_))
+        testing::argmax_host(ctx, &data, 7, 9),
+        Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
-        gpu::argmax_host(ctx, &[], 1, 1),
-        Err(Error::Shape(_))
+        testing::argmax_host(ctx, &[], 1, 1),
+        Err(Error::InvalidArgument(_))
     ));
 }
 

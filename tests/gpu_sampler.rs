@@ -526,11 +526,11 @@ fn bad_input_is_an_error_before_dispatch() {
     let d = &ctx.device;
     assert!(matches!(
         GpuSampler::new(&ctx, SamplerConfig::new(4, 0)),
-        Err(Error::Shape(_))
+        Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
         GpuSampler::new(&ctx, SamplerConfig::new(0, 10)),
-        Err(Error::Shape(_))
+        Err(Error::InvalidArgument(_))
     ));
     let mut s = GpuSampler::new(&ctx, SamplerConfig::new(4, 1000)).unwrap();
     let mk = |size: u64, usage| {
@@ -562,7 +562,7 @@ fn bad_input_is_an_error_before_dispatch() {
         .unwrap_err();
     assert!(e.to_string().contains("multiple of 4"), "{e}");
     let e = s.sample(LogitsView::f32(&ok), 0).unwrap_err();
-    assert!(matches!(e, Error::Shape(_)), "{e}");
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     assert!(s.set_params(4, &SamplingParams::default()).is_err());
     assert!(
         s.set_params(

@@ -31,7 +31,7 @@ pub(crate) fn check_step(
     k: usize,
 ) -> Result<usize> {
     if beams == 0 || vocab == 0 {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "beams ({beams}) and vocab ({vocab}) must be at least 1"
         )));
     }
@@ -39,26 +39,26 @@ pub(crate) fn check_step(
         .checked_mul(vocab)
         .filter(|&c| c as u64 <= u64::from(u32::MAX))
         .ok_or_else(|| {
-            Error::Shape(format!(
+            Error::InvalidArgument(format!(
                 "{beams} beams x vocab {vocab} candidates do not fit a u32 index"
             ))
         })?;
     if beam_scores.is_empty() || !beam_scores.len().is_multiple_of(beams) {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "{} beam scores do not form whole groups of {beams} beams",
             beam_scores.len()
         )));
     }
     let groups = beam_scores.len() / beams;
     if k == 0 || k > cands {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "k = {k} candidates per group must be between 1 and beams x vocab ({cands})"
         )));
     }
     if let Some(len) = logits_len
         && Some(len) != beam_scores.len().checked_mul(vocab)
     {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "{len} logits do not form [{} rows, vocab {vocab}]",
             beam_scores.len()
         )));
@@ -68,7 +68,7 @@ pub(crate) fn check_step(
         .enumerate()
         .find(|(_, s)| s.is_nan() || **s == f32::INFINITY)
     {
-        return Err(Error::Input(format!(
+        return Err(Error::InvalidArgument(format!(
             "beam score of row {r} (group {}, beam {}) is {s}: it must be finite or -inf",
             r / beams,
             r % beams
@@ -88,7 +88,7 @@ pub(crate) fn check_step(
 ///
 /// Errors: shapes that do not fit, `k` outside `1..=beams * vocab`, a beam
 /// score that is NaN or `+inf`, or a logits row holding NaN or `+inf`
-/// ([`Error::Input`] naming the row, its group and beam).
+/// ([`Error::InvalidArgument`] naming the row, its group and beam).
 pub fn cpu_step(
     logits: &[f32],
     beam_scores: &[f32],
@@ -112,7 +112,7 @@ pub fn cpu_step(
             let row = &logits[r * vocab..(r + 1) * vocab];
             let (m, bad) = fastmath::max_and_check(row);
             if bad {
-                return Err(Error::Input(format!(
+                return Err(Error::InvalidArgument(format!(
                     "logits row {r} (group {g}, beam {j}) holds NaN or +inf"
                 )));
             }

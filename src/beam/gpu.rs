@@ -125,30 +125,30 @@ impl GpuBeamStep {
         let device = &ctx.device;
         let limits = device.limits();
         if max_groups == 0 || beams == 0 || vocab == 0 || k == 0 {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "groups ({max_groups}), beams ({beams}), vocab ({vocab}) and k ({k}) must be at least 1"
             )));
         }
         let cands = u64::from(beams) * u64::from(vocab);
         if cands > u64::from(u32::MAX) - u64::from(CHUNK) {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "{beams} beams x vocab {vocab} candidates do not fit a u32 index"
             )));
         }
         if u64::from(k) > cands {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "k = {k} candidates per group is more than beams x vocab ({cands})"
             )));
         }
         if k > MAX_K {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "k = {k} candidates per group is above the GPU beam step's limit MAX_K = {MAX_K}"
             )));
         }
         let chunks = vocab.div_ceil(CHUNK);
         let lists = u64::from(beams) * u64::from(chunks);
         if lists > u64::from(MAX_LISTS) {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "{beams} beams x {chunks} chunks of 4096 logits = {lists} lists per group, above \
                  the GPU beam step's limit MAX_LISTS = {MAX_LISTS}"
             )));
@@ -156,17 +156,20 @@ impl GpuBeamStep {
         let rows = u64::from(max_groups) * u64::from(beams);
         let max_dim = u64::from(limits.max_compute_workgroups_per_dimension);
         if rows > max_dim || u64::from(chunks) > max_dim {
-            return Err(Error::Gpu(format!(
-                "{rows} rows x {chunks} chunks of workgroups exceed this device's \
-                 max_compute_workgroups_per_dimension ({max_dim})"
-            )));
+            return Err(Error::limit(
+                format!("the beam step's grid of {rows} rows x {chunks} chunks (workgroups)"),
+                rows.max(u64::from(chunks)),
+                "max_compute_workgroups_per_dimension",
+                max_dim,
+            ));
         }
         if limits.max_storage_buffers_per_shader_stage < 5 {
-            return Err(Error::Gpu(format!(
-                "the beam step binds 5 storage buffers, more than this device's \
-                 max_storage_buffers_per_shader_stage ({})",
-                limits.max_storage_buffers_per_shader_stage
-            )));
+            return Err(Error::limit(
+                "the beam step (storage buffers bound)",
+                5,
+                "max_storage_buffers_per_shader_stage",
+                u64::from(limits.max_storage_buffers_per_shader_stage),
+            ));
         }
         let gk = u64::from(max_groups) * u64::from(k);
         let sizes = [
@@ -266,7 +269,7 @@ impl GpuBeamStep {
         let (b, v) = (self.beams as usize, self.vocab as usize);
         let groups = check_step(None, beam_scores, b, v, self.k as usize)?;
         if groups > self.max_groups as usize {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "{groups} groups, more than this step's max_groups ({})",
                 self.max_groups
             )));
@@ -337,7 +340,7 @@ impl GpuBeamStep {
     /// the `G * K` candidates (group by group, best first) and checks the
     /// statuses. Blocks.
     ///
-    /// Errors: a row with NaN or `+inf` ([`Error::Input`] naming the row,
+    /// Errors: a row with NaN or `+inf` ([`Error::InvalidArgument`] naming the row,
     /// group and beam), or a GPU error.
     pub fn submit_and_read(&self, encoder: wgpu::CommandEncoder) -> Result<Vec<Candidate>> {
         let g = self.last_groups as usize;
@@ -351,7 +354,7 @@ impl GpuBeamStep {
         for (grp, &s) in w[3 * gk..3 * gk + g].iter().enumerate() {
             if s != 0 {
                 let j = s as usize - 1;
-                return Err(Error::Input(format!(
+                return Err(Error::InvalidArgument(format!(
                     "logits row {} (group {grp}, beam {j}) holds NaN or +inf",
                     grp * b + j
                 )));

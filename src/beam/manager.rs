@@ -58,14 +58,16 @@ impl BeamSearch {
     pub fn new(cfg: &BeamConfig, vocab: usize, groups: usize) -> Result<Self> {
         cfg.validate(vocab)?;
         if groups == 0 {
-            return Err(Error::Shape("a beam search needs at least 1 group".into()));
+            return Err(Error::InvalidArgument(
+                "a beam search needs at least 1 group".into(),
+            ));
         }
         let b = cfg.num_beams as usize;
         let rows = groups
             .checked_mul(b)
             .filter(|&r| r <= MAX_ROWS)
             .ok_or_else(|| {
-                Error::Shape(format!(
+                Error::InvalidArgument(format!(
                     "{groups} groups x {b} beams is above the limit of {MAX_ROWS} beams in all"
                 ))
             })?;
@@ -122,7 +124,7 @@ impl BeamSearch {
     pub fn beam_tokens(&self, group: usize, beam: usize) -> Result<&[u32]> {
         self.check_group(group)?;
         if beam >= self.b {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "beam {beam} is out of range ({} beams)",
                 self.b
             )));
@@ -132,7 +134,7 @@ impl BeamSearch {
 
     fn check_group(&self, group: usize) -> Result<()> {
         if group >= self.groups {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "group {group} is out of range ({} groups)",
                 self.groups
             )));
@@ -200,11 +202,13 @@ impl BeamSearch {
     /// a group's candidates not in best-first order.
     pub fn advance(&mut self, cands: &[Candidate]) -> Result<()> {
         if self.is_done() {
-            return Err(Error::Shape("the beam search has already stopped".into()));
+            return Err(Error::InvalidArgument(
+                "the beam search has already stopped".into(),
+            ));
         }
         let (b, k) = (self.b, self.k);
         if cands.len() != self.groups * k {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "{} candidates for {} groups of k = {k}",
                 cands.len(),
                 self.groups
@@ -212,7 +216,7 @@ impl BeamSearch {
         }
         for (i, c) in cands.iter().enumerate() {
             if c.beam as usize >= b || c.token as usize >= self.vocab || c.score.is_nan() {
-                return Err(Error::Input(format!(
+                return Err(Error::InvalidArgument(format!(
                     "candidate {i} (beam {}, token {}, score {}) is out of range for \
                      {b} beams x vocab {}",
                     c.beam, c.token, c.score, self.vocab
@@ -223,7 +227,7 @@ impl BeamSearch {
                 let pf = p.beam as usize * self.vocab + p.token as usize;
                 let cf = c.beam as usize * self.vocab + c.token as usize;
                 if p.score < c.score || (p.score == c.score && pf >= cf) {
-                    return Err(Error::Input(format!(
+                    return Err(Error::InvalidArgument(format!(
                         "candidates {} and {i} of group {} are not in best-first order",
                         i - 1,
                         i / k

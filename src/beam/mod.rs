@@ -45,7 +45,7 @@
 //! - `n_eos` counts distinct EOS ids (duplicates are ignored), and `K` is
 //!   capped at `b * V` for vocabularies too small to hold it (HF's
 //!   `torch.topk` would fail there).
-//! - NaN or `+inf` in a logits row is an [`Error::Input`](crate::Error)
+//! - NaN or `+inf` in a logits row is an [`Error::InvalidArgument`](crate::Error)
 //!   naming the row (beam search has no per-row status to carry it). A row
 //!   that is entirely `-inf` gives `-inf` for all its candidates.
 //! - Hypothesis scores are f32: `sum_logprobs / L^length_penalty` with
@@ -134,7 +134,7 @@ impl FromStr for EarlyStopping {
     type Err = Error;
 
     /// Parses `"true"`, `"false"` or `"never"` (exactly, lower case); any
-    /// other text is an [`Error::InvalidParam`] for the field
+    /// other text is an [`Error::InvalidParams`] for the field
     /// `early_stopping` that quotes it.
     fn from_str(s: &str) -> Result<Self> {
         match s {
@@ -193,11 +193,11 @@ impl BeamConfig {
     /// `max_new_tokens >= 1`, `length_penalty` finite, every EOS id `<
     /// vocab`, `vocab >= 1` and `num_beams * vocab` within u32 (candidates
     /// are indexed `beam * V + token` in u32). Returns
-    /// [`Error::InvalidParam`] naming the field and value (row 0), or
-    /// [`Error::Shape`] for the sizes.
+    /// [`Error::InvalidParams`] naming the field and value (row 0), or
+    /// [`Error::InvalidArgument`] for the sizes.
     pub fn validate(&self, vocab: usize) -> Result<()> {
         if vocab == 0 {
-            return Err(Error::Shape("vocab must be at least 1".into()));
+            return Err(Error::InvalidArgument("vocab must be at least 1".into()));
         }
         if self.num_beams == 0 {
             return Err(bad("num_beams", 0, "must be at least 1"));
@@ -225,7 +225,7 @@ impl BeamConfig {
             }
         }
         if (self.num_beams as u64) * (vocab as u64) > u64::from(u32::MAX) {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "num_beams {} x vocab {vocab} candidates do not fit a u32 index",
                 self.num_beams
             )));
@@ -251,11 +251,11 @@ impl BeamConfig {
 }
 
 fn bad(field: &'static str, value: impl ToString, expected: &str) -> Error {
-    Error::InvalidParam {
+    Error::InvalidParams {
         row: 0,
         field,
         value: value.to_string(),
-        expected: expected.to_string(),
+        reason: expected.to_string(),
     }
 }
 
@@ -318,11 +318,11 @@ where
 {
     cfg.validate(vocab)?;
     if start_token as usize >= vocab {
-        return Err(Error::InvalidParam {
+        return Err(Error::InvalidParams {
             row: 0,
             field: "start_token",
             value: start_token.to_string(),
-            expected: format!("is not a token id (vocab size is {vocab})"),
+            reason: format!("is not a token id (vocab size is {vocab})"),
         });
     }
     let b = cfg.num_beams as usize;
@@ -346,7 +346,7 @@ where
         }
         let logits = model(&seqs)?;
         if logits.len() != b * vocab {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "the model returned {} logits for {b} beams x vocab {vocab}",
                 logits.len()
             )));
@@ -377,7 +377,7 @@ pub fn beam_search_bigram(
     backend: BeamBackend<'_>,
 ) -> Result<Vec<Hypothesis>> {
     if vocab.checked_mul(vocab) != Some(bigram.len()) {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "the bigram matrix holds {} values, expected vocab {vocab} x vocab {vocab}",
             bigram.len()
         )));
@@ -404,7 +404,7 @@ mod tests {
             EarlyStopping::False,
             EarlyStopping::Never,
         ] {
-            assert_eq!(m.as_str().parse::<EarlyStopping>(), Ok(m));
+            assert_eq!(m.as_str().parse::<EarlyStopping>().unwrap(), m);
             assert_eq!(m.to_string(), m.as_str());
         }
         let e = "maybe".parse::<EarlyStopping>().unwrap_err();

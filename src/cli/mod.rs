@@ -112,7 +112,7 @@ pub fn main() -> i32 {
     // unset, so that Mesa's Vulkan layer prints no "error: XDG_RUNTIME_DIR"
     // line beside ours (see `rerun_with_runtime_dir`). CPU runs never do.
     if args::parse(&argv).is_ok_and(|c| uses_gpu(&c))
-        && let Some(code) = wgsample::gpu::device::rerun_with_runtime_dir()
+        && let Some(code) = wgsample::gpu::rerun_with_runtime_dir()
     {
         return code;
     }
@@ -211,7 +211,7 @@ fn bigram_setup(path: &std::path::Path, start: u32) -> Result<(Vec<f32>, usize),
 
 /// `wgsample generate`: decode `--batch` rows with the bigram model.
 fn run_generate(a: &GenerateArgs) -> Result<String, Failure> {
-    use wgsample::decode::{DecodeSpec, StopCriteria, bigram::Backend as GenBackend};
+    use wgsample::decode::{Backend as GenBackend, DecodeSpec, StopCriteria};
     let (table, vocab) = bigram_setup(&a.bigram, a.start)?;
     // Each step holds `[batch, V]` f32 logits (on the host or the device).
     let logits = u64::from(a.batch) * vocab as u64;

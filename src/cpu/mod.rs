@@ -59,25 +59,27 @@ fn validate_batch(
     states: &[RowState],
 ) -> Result<()> {
     if vocab == 0 {
-        return Err(Error::Shape("vocab must be at least 1".into()));
+        return Err(Error::InvalidArgument("vocab must be at least 1".into()));
     }
     if vocab > u32::MAX as usize {
-        return Err(Error::Shape(format!("vocab {vocab} does not fit in u32")));
+        return Err(Error::InvalidArgument(format!(
+            "vocab {vocab} does not fit in u32"
+        )));
     }
     let batch = params.len();
     if batch == 0 {
-        return Err(Error::Shape(
+        return Err(Error::InvalidArgument(
             "batch must be at least 1 (no params given)".into(),
         ));
     }
     if states.len() != batch {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "{} states for {batch} rows of params",
             states.len()
         )));
     }
     if Some(len) != batch.checked_mul(vocab) {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "logits hold {len} values, expected batch {batch} x vocab {vocab}"
         )));
     }
@@ -176,7 +178,7 @@ impl CpuSampler {
         validate_batch(logits.len(), vocab, params, states)?;
         let batch = params.len();
         if out.len() != batch {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "output slice holds {} rows, expected {batch}",
                 out.len()
             )));
@@ -235,14 +237,14 @@ impl CpuSampler {
         state: &RowState,
     ) -> Result<Distribution> {
         if vocab == 0 || !logits.len().is_multiple_of(vocab) {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "logits hold {} values, not a multiple of vocab {vocab}",
                 logits.len()
             )));
         }
         let rows = logits.len() / vocab;
         if row >= rows {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "row {row} is out of range (the batch has {rows} rows)"
             )));
         }

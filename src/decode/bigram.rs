@@ -36,11 +36,13 @@ const CHUNK: u32 = 4096;
 /// gather can index it with u32.
 pub fn check_table(table: &[f32], vocab: usize) -> Result<()> {
     if vocab == 0 {
-        return Err(Error::Shape("the bigram vocab must be at least 1".into()));
+        return Err(Error::InvalidArgument(
+            "the bigram vocab must be at least 1".into(),
+        ));
     }
     let elems = vocab.checked_mul(vocab);
     if elems != Some(table.len()) {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "a bigram table for vocab {vocab} needs {vocab} x {vocab} values, it has {}",
             table.len()
         )));
@@ -62,7 +64,7 @@ pub fn bigram_logits_cpu(
 ) -> Result<()> {
     check_table(table, vocab)?;
     if tokens.len().checked_mul(vocab) != Some(out.len()) {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "the output holds {} values, {} tokens of vocab {vocab} need {} x {vocab}",
             out.len(),
             tokens.len(),
@@ -120,18 +122,24 @@ impl BigramModel {
         check_table(table, vocab as usize)?;
         let device = &ctx.device;
         let limits = device.limits();
-        if max_batch == 0 || max_batch > limits.max_compute_workgroups_per_dimension {
-            return Err(Error::Shape(format!(
-                "max_batch {max_batch} must be between 1 and this device's \
-                 max_compute_workgroups_per_dimension ({})",
-                limits.max_compute_workgroups_per_dimension
-            )));
+        if max_batch == 0 {
+            return Err(Error::InvalidArgument(
+                "max_batch must be at least 1".into(),
+            ));
+        }
+        if max_batch > limits.max_compute_workgroups_per_dimension {
+            return Err(Error::limit(
+                "max_batch (workgroups in a grid column)",
+                u64::from(max_batch),
+                "max_compute_workgroups_per_dimension",
+                u64::from(limits.max_compute_workgroups_per_dimension),
+            ));
         }
         let v = u64::from(vocab);
         if v * v + u64::from(CHUNK) > u64::from(u32::MAX)
             || v * u64::from(max_batch) + u64::from(CHUNK) > u64::from(u32::MAX)
         {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "a bigram of vocab {vocab} (batch {max_batch}) has more elements than a u32 index can address"
             )));
         }
@@ -141,11 +149,12 @@ impl BigramModel {
         ] {
             check_buffer_size(device, what, bytes)?;
             if bytes > limits.max_storage_buffer_binding_size {
-                return Err(Error::Gpu(format!(
-                    "{what} needs {bytes} bytes, more than this device's \
-                     max_storage_buffer_binding_size ({})",
-                    limits.max_storage_buffer_binding_size
-                )));
+                return Err(Error::limit(
+                    format!("{what} (bytes)"),
+                    bytes,
+                    "max_storage_buffer_binding_size",
+                    limits.max_storage_buffer_binding_size,
+                ));
             }
         }
         use wgpu::BufferBindingType as T;
@@ -231,14 +240,14 @@ impl BigramModel {
     /// reads. Lands before the next submission.
     pub fn set_start(&self, start: &[u32]) -> Result<()> {
         if start.is_empty() || start.len() > self.max_batch as usize {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "{} start tokens for a model of max_batch {}",
                 start.len(),
                 self.max_batch
             )));
         }
         if let Some((r, t)) = start.iter().enumerate().find(|(_, t)| **t >= self.vocab) {
-            return Err(Error::Input(format!(
+            return Err(Error::InvalidArgument(format!(
                 "row {r}: start token {t} is not a token id (vocab size is {})",
                 self.vocab
             )));
@@ -260,19 +269,19 @@ impl BigramModel {
         batch: u32,
     ) -> Result<()> {
         if batch == 0 || batch > self.max_batch {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "batch {batch} must be between 1 and the model's max_batch ({})",
                 self.max_batch
             )));
         }
         if !tokens.usage().contains(wgpu::BufferUsages::STORAGE) {
-            return Err(Error::Gpu(format!(
+            return Err(Error::InvalidArgument(format!(
                 "the tokens buffer needs STORAGE usage (it has {:?})",
                 tokens.usage()
             )));
         }
         if tokens.size() < u64::from(batch) * 4 {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "the tokens buffer has {} bytes, {batch} ids need {}",
                 tokens.size(),
                 u64::from(batch) * 4
@@ -346,7 +355,7 @@ pub fn generate(
     check_table(table, vocab)?;
     let b = spec.params.len();
     if starts.len() != b {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "{} start tokens for {b} rows of params",
             starts.len()
         )));
@@ -356,7 +365,7 @@ pub fn generate(
         .enumerate()
         .find(|(_, t)| **t as usize >= vocab)
     {
-        return Err(Error::Input(format!(
+        return Err(Error::InvalidArgument(format!(
             "row {r}: start token {t} is not a token id (vocab size is {vocab})"
         )));
     }
@@ -379,11 +388,13 @@ pub fn generate(
         ),
         Backend::Gpu(ctx) => {
             let v = u32::try_from(vocab)
-                .map_err(|_| Error::Shape(format!("vocab {vocab} is too large")))?;
-            let batch =
-                u32::try_from(b).map_err(|_| Error::Shape(format!("batch {b} is too large")))?;
+                .map_err(|_| Error::InvalidArgument(format!("vocab {vocab} is too large")))?;
+            let batch = u32::try_from(b)
+                .map_err(|_| Error::InvalidArgument(format!("batch {b} is too large")))?;
             if batch == 0 {
-                return Err(Error::Shape("a decode needs at least one row".into()));
+                return Err(Error::InvalidArgument(
+                    "a decode needs at least one row".into(),
+                ));
             }
             let model = BigramModel::new(ctx, table, v, batch)?;
             model.set_start(starts)?;

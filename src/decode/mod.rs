@@ -3,25 +3,25 @@
 //!
 //! Why the module is shaped this way:
 //!
-//! - [`stop`] is pure host logic (no wgpu): when a row ends and which text
+//! - `stop` ([`StopCriteria`], [`StopChecker`]) is pure host logic (no wgpu): when a row ends and which text
 //!   may be streamed. It is usable on its own by an engine with its own
 //!   loop, and it is the one place that knows how `min_new_tokens`, EOS and
 //!   stop sequences interact (in agreement with the sampler's device-side
 //!   EOS mask).
-//! - [`run`] is the loop. Its model step is a closure that records GPU work
+//! - `run` ([`decode_gpu`], [`decode_cpu`]) is the loop. Its model step is a closure that records GPU work
 //!   into the step's encoder and reads the previous tokens from the
 //!   sampler's output buffer on the device, so per step the host touches
 //!   only the `B` row results (or nothing until the end, see [`Readback`]).
 //!   The CPU twin has the same shape with host logits.
-//! - [`bigram`] is the smallest model with that data flow (one gather pass,
+//! - `bigram` ([`BigramModel`], [`generate`]) is the smallest model with that data flow (one gather pass,
 //!   `shaders/decode/bigram.wgsl`), used by `wgsample generate` and the
 //!   tests to compare the two backends token for token.
 
-pub mod bigram;
-pub mod run;
-pub mod stop;
+mod bigram;
+mod run;
+mod stop;
 
-pub use bigram::{BigramModel, bigram_logits_cpu, generate};
+pub use bigram::{Backend, BigramModel, bigram_logits_cpu, check_table, generate};
 pub use run::{
     CpuStepInfo, DecodeEvent, DecodeOutput, DecodeSpec, DecodeStats, Readback, Sequence, StepInfo,
     decode_cpu, decode_gpu,

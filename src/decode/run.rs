@@ -251,12 +251,14 @@ impl<'a> Rows<'a> {
 fn prepare(spec: &DecodeSpec<'_>, vocab: usize) -> Result<(Vec<SamplingParams>, Vec<RowState>)> {
     let b = spec.params.len();
     if b == 0 {
-        return Err(Error::Shape("a decode needs at least one row".into()));
+        return Err(Error::InvalidArgument(
+            "a decode needs at least one row".into(),
+        ));
     }
     spec.criteria.validate(vocab)?;
     let states = match spec.states {
         Some(s) if s.len() != b => {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "{} states for {b} rows of params",
                 s.len()
             )));
@@ -327,7 +329,10 @@ fn map_words(
         .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
     rx.recv()
         .map_err(|_| Error::Gpu("buffer mapping was dropped without an answer".into()))?
-        .map_err(|e| Error::Gpu(format!("mapping the read-back buffer: {e}")))?;
+        .map_err(|source| Error::Map {
+            context: "mapping the read-back buffer".into(),
+            source,
+        })?;
     let words = {
         let view = staging
             .get_mapped_range(0..size)
@@ -373,7 +378,7 @@ where
         .ok()
         .filter(|&x| x <= sampler.config().max_batch)
         .ok_or_else(|| {
-            Error::Shape(format!(
+            Error::InvalidArgument(format!(
                 "batch {b} is above the sampler's max_batch ({})",
                 sampler.config().max_batch
             ))
@@ -392,7 +397,7 @@ where
             } else {
                 String::new()
             };
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "row {r}: max_new_tokens ({max_new}){already} exceeds the sampler's \
                  max_seen_tokens ({cap}), which rows with penalties need to hold every \
                  generated token; create the sampler with max_seen_tokens >= {}",
@@ -522,14 +527,15 @@ where
     E: FnMut(&DecodeEvent<'_>),
 {
     if vocab == 0 {
-        return Err(Error::Shape("vocab must be at least 1".into()));
+        return Err(Error::InvalidArgument("vocab must be at least 1".into()));
     }
     let (params, mut states) = prepare(spec, vocab)?;
     let b = params.len();
-    let batch = u32::try_from(b).map_err(|_| Error::Shape(format!("batch {b} is too large")))?;
-    let len = b
-        .checked_mul(vocab)
-        .ok_or_else(|| Error::Shape(format!("[{b}, {vocab}] logits do not fit in memory")))?;
+    let batch =
+        u32::try_from(b).map_err(|_| Error::InvalidArgument(format!("batch {b} is too large")))?;
+    let len = b.checked_mul(vocab).ok_or_else(|| {
+        Error::InvalidArgument(format!("[{b}, {vocab}] logits do not fit in memory"))
+    })?;
     let mut rows = Rows::new(spec)?;
     let mut stats = DecodeStats::default();
     let mut logits = vec![0.0f32; len];

@@ -91,7 +91,7 @@ impl StopCriteria {
     /// stop sequence or string is empty.
     pub fn validate(&self, vocab: usize) -> Result<()> {
         let bad_id = |what: String, t: u32| {
-            Error::Input(format!(
+            Error::InvalidArgument(format!(
                 "{what}: {t} is not a token id (vocab size is {vocab})"
             ))
         };
@@ -102,14 +102,16 @@ impl StopCriteria {
         }
         for (i, seq) in self.stop_token_sequences.iter().enumerate() {
             if seq.is_empty() {
-                return Err(Error::Input(format!("stop token sequence {i} is empty")));
+                return Err(Error::InvalidArgument(format!(
+                    "stop token sequence {i} is empty"
+                )));
             }
             if let Some(&t) = seq.iter().find(|&&t| t as usize >= vocab) {
                 return Err(bad_id(format!("stop token sequence {i}"), t));
             }
         }
         if let Some(i) = self.stop_strings.iter().position(|s| s.is_empty()) {
-            return Err(Error::Input(format!("stop string {i} is empty")));
+            return Err(Error::InvalidArgument(format!("stop string {i} is empty")));
         }
         Ok(())
     }
@@ -240,15 +242,17 @@ impl<'a> StopChecker<'a> {
         detokenizer: Option<&'a dyn Detokenizer>,
     ) -> Result<Self> {
         if !criteria.stop_strings.is_empty() && detokenizer.is_none() {
-            return Err(Error::Input(
+            return Err(Error::InvalidArgument(
                 "stop strings need a detokenizer (token id -> text)".into(),
             ));
         }
         if let Some(i) = criteria.stop_strings.iter().position(|s| s.is_empty()) {
-            return Err(Error::Input(format!("stop string {i} is empty")));
+            return Err(Error::InvalidArgument(format!("stop string {i} is empty")));
         }
         if let Some(i) = criteria.stop_token_sequences.iter().position(Vec::is_empty) {
-            return Err(Error::Input(format!("stop token sequence {i} is empty")));
+            return Err(Error::InvalidArgument(format!(
+                "stop token sequence {i} is empty"
+            )));
         }
         Ok(StopChecker {
             criteria,

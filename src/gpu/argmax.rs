@@ -67,7 +67,7 @@ impl GpuRowOutput {
 pub fn decode_row_outputs(bytes: &[u8], batch: usize, vocab: u32) -> Result<Vec<RowOutput>> {
     let need = batch * ROW_OUTPUT_BYTES as usize;
     if bytes.len() < need {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "{} bytes of GPU output, {need} needed for {batch} rows",
             bytes.len()
         )));
@@ -145,7 +145,7 @@ impl ArgmaxPipeline {
     /// down internally). `logits` and `out` need `STORAGE` usage and must be
     /// different buffers of `device`.
     ///
-    /// Errors, checked before anything is recorded: `Error::Shape` for a
+    /// Errors, checked before anything is recorded: `Error::InvalidArgument` for a
     /// zero batch or vocab, an offset not a multiple of 4, a logits buffer
     /// shorter than `offset + 4 B V`, an output shorter than `12 B`, the
     /// same buffer for both; `Error::Gpu` for a missing `STORAGE` usage or a
@@ -166,7 +166,7 @@ impl ArgmaxPipeline {
         let out_bytes = u64::from(batch) * ROW_OUTPUT_BYTES;
         check_output_buffer(out.size(), out.usage(), &limits, out_bytes)?;
         if logits == out {
-            return Err(Error::Shape(
+            return Err(Error::InvalidArgument(
                 "logits and output must be different buffers".into(),
             ));
         }
@@ -264,19 +264,19 @@ impl ArgmaxPipeline {
 /// the u32 range the kernels use.
 pub(crate) fn host_shape(len: usize, batch: usize, vocab: usize) -> Result<(u32, u32)> {
     if batch == 0 || vocab == 0 {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "batch ({batch}) and vocab ({vocab}) must both be at least 1"
         )));
     }
     if batch.checked_mul(vocab) != Some(len) {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "{len} logits do not form a [{batch}, {vocab}] batch"
         )));
     }
     let b = u32::try_from(batch)
-        .map_err(|_| Error::Shape(format!("batch {batch} does not fit in u32")))?;
+        .map_err(|_| Error::InvalidArgument(format!("batch {batch} does not fit in u32")))?;
     let v = u32::try_from(vocab)
-        .map_err(|_| Error::Shape(format!("vocab {vocab} does not fit in u32")))?;
+        .map_err(|_| Error::InvalidArgument(format!("vocab {vocab} does not fit in u32")))?;
     Ok((b, v))
 }
 
@@ -330,7 +330,7 @@ mod tests {
     fn binding_plan_rejects_bad_input() {
         let l = limits();
         let s = wgpu::BufferUsages::STORAGE;
-        let shape = |r: Result<_>| matches!(r, Err(Error::Shape(_)));
+        let shape = |r: Result<_>| matches!(r, Err(Error::InvalidArgument(_)));
         assert!(shape(plan_logits_binding(4096, s, &l, 0, 0, 7, F)));
         assert!(shape(plan_logits_binding(4096, s, &l, 0, 2, 0, F)));
         assert!(shape(plan_logits_binding(4096, s, &l, 2, 2, 7, F)));
@@ -338,12 +338,15 @@ mod tests {
         assert!(shape(plan_logits_binding(56, s, &l, 4, 2, 7, F)));
         assert!(matches!(
             plan_logits_binding(4096, wgpu::BufferUsages::COPY_DST, &l, 0, 2, 7, F),
-            Err(Error::Gpu(_))
+            Err(Error::InvalidArgument(_))
         ));
         let big = u64::MAX;
         assert!(matches!(
             plan_logits_binding(big, s, &l, 0, 1 << 16, 1 << 16, F),
-            Err(Error::Gpu(_))
+            Err(Error::Limit {
+                limit_name: "max_storage_buffer_binding_size",
+                ..
+            })
         ));
     }
 

@@ -136,7 +136,7 @@ pub async fn open_device_async() -> Result<GpuContext> {
 
 /// Environment variable set in the process that
 /// [`rerun_with_runtime_dir`] starts, so that it never starts another.
-pub const RERUN_MARKER: &str = "WGSAMPLE_RUNTIME_DIR_RERUN";
+pub(crate) const RERUN_MARKER: &str = "WGSAMPLE_RUNTIME_DIR_RERUN";
 
 /// For programs (the `wgsample` CLI, the examples), called at the start of
 /// `main` before any GPU work: when `XDG_RUNTIME_DIR` is unset (or not an
@@ -146,7 +146,7 @@ pub const RERUN_MARKER: &str = "WGSAMPLE_RUNTIME_DIR_RERUN";
 /// `Some(its exit code)` (128 + the signal number if a signal ended it);
 /// the caller exits with that code. Returns `None` when nothing is needed
 /// (the variable is set, or this process is already the child, marked by
-/// [`RERUN_MARKER`]), on non-Unix systems, or when the child cannot be
+/// the `WGSAMPLE_RUNTIME_DIR_RERUN` environment variable), on non-Unix systems, or when the child cannot be
 /// started (the caller then simply goes on).
 ///
 /// Why: Mesa's Vulkan device-selection layer connects to the Wayland
@@ -334,7 +334,10 @@ pub(crate) fn scoped<T>(
         pollster::block_on(oom.pop()),
     ];
     match errors.into_iter().flatten().next() {
-        Some(e) => Err(Error::Gpu(format!("{what}: {e}"))),
+        Some(source) => Err(Error::Wgpu {
+            context: what.to_string(),
+            source,
+        }),
         None => result,
     }
 }

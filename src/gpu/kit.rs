@@ -158,7 +158,7 @@ impl<'a> LogitsView<'a> {
     /// only f32: argmax and the beam step).
     pub(crate) fn require_f32(&self, what: &str) -> Result<()> {
         if self.dtype != DType::F32 {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "{what} reads f32 logits; this view holds {:?}",
                 self.dtype
             )));
@@ -173,9 +173,12 @@ impl<'a> LogitsView<'a> {
 pub(crate) fn check_buffer_size(device: &wgpu::Device, what: &str, size: u64) -> Result<()> {
     let max = device.limits().max_buffer_size;
     if size > max {
-        return Err(Error::Shape(format!(
-            "{what} needs {size} bytes, more than this device's max_buffer_size ({max})"
-        )));
+        return Err(Error::limit(
+            format!("{what} (bytes)"),
+            size,
+            "max_buffer_size",
+            max,
+        ));
     }
     Ok(())
 }
@@ -187,10 +190,12 @@ pub(crate) fn check_binding_size(device: &wgpu::Device, what: &str, size: u64) -
     check_buffer_size(device, what, size)?;
     let max = device.limits().max_storage_buffer_binding_size;
     if size > max {
-        return Err(Error::Gpu(format!(
-            "{what} needs {size} bytes, more than this device's \
-             max_storage_buffer_binding_size ({max})"
-        )));
+        return Err(Error::limit(
+            format!("{what} (bytes)"),
+            size,
+            "max_storage_buffer_binding_size",
+            max,
+        ));
     }
     check_word_index(what, size)
 }
@@ -199,7 +204,7 @@ pub(crate) fn check_binding_size(device: &wgpu::Device, what: &str, size: u64) -
 /// 2^32 - 2^16 words (some Metal devices allow such bindings) would wrap.
 pub(crate) fn check_word_index(what: &str, bytes: u64) -> Result<()> {
     if bytes / 4 > u64::from(u32::MAX) - (1 << 16) {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "{what} needs {bytes} bytes, more words than a shader's u32 index reaches"
         )));
     }
@@ -328,7 +333,10 @@ fn submit_and_map(
         .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
     rx.recv()
         .map_err(|_| Error::Gpu("buffer mapping was dropped without an answer".into()))?
-        .map_err(|e| Error::Gpu(format!("mapping the read-back buffer: {e}")))?;
+        .map_err(|source| Error::Map {
+            context: "mapping the read-back buffer".into(),
+            source,
+        })?;
     let bytes = {
         let view = staging
             .get_mapped_range(0..size)
@@ -422,18 +430,18 @@ pub(crate) fn plan_logits_binding(
     dtype: DType,
 ) -> Result<LogitsBinding> {
     if batch == 0 {
-        return Err(Error::Shape("batch must be at least 1".into()));
+        return Err(Error::InvalidArgument("batch must be at least 1".into()));
     }
     if vocab == 0 {
-        return Err(Error::Shape("vocab must be at least 1".into()));
+        return Err(Error::InvalidArgument("vocab must be at least 1".into()));
     }
     if !usage.contains(wgpu::BufferUsages::STORAGE) {
-        return Err(Error::Gpu(format!(
+        return Err(Error::InvalidArgument(format!(
             "the logits buffer needs STORAGE usage (it has {usage:?})"
         )));
     }
     if !offset.is_multiple_of(4) {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "logits offset {offset} is not a multiple of 4 bytes"
         )));
     }
@@ -442,12 +450,12 @@ pub(crate) fn plan_logits_binding(
         .checked_mul(dtype.size())
         .and_then(|bytes| offset.checked_add(bytes))
         .ok_or_else(|| {
-            Error::Shape(format!(
+            Error::InvalidArgument(format!(
                 "logits [{batch}, {vocab}] {dtype:?} at byte offset {offset} overflow a u64 size"
             ))
         })?;
     if end > buffer_size {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "logits [{batch}, {vocab}] {dtype:?} at byte offset {offset} need {end} bytes, \
              the buffer has {buffer_size}"
         )));
@@ -458,22 +466,24 @@ pub(crate) fn plan_logits_binding(
     // Bindings cover whole u32 words (f16 and bf16 are read in pairs).
     let size = (end - bind_offset).next_multiple_of(4);
     if bind_offset + size > buffer_size {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "logits of {dtype:?} must end on a 4-byte boundary of the buffer ({} bytes \
              needed, {buffer_size} present)",
             bind_offset + size
         )));
     }
     if size > limits.max_storage_buffer_binding_size {
-        return Err(Error::Gpu(format!(
-            "logits [{batch}, {vocab}] {dtype:?} need a {size}-byte binding, more than this \
-             device's max_storage_buffer_binding_size ({}); sample the batch in smaller parts",
-            limits.max_storage_buffer_binding_size
-        )));
+        return Err(Error::limit(
+            format!("the binding of logits [{batch}, {vocab}] {dtype:?} (bytes)"),
+            size,
+            "max_storage_buffer_binding_size",
+            limits.max_storage_buffer_binding_size,
+        )
+        .with_hint("; sample the batch in smaller parts"));
     }
     // Element indices are u32 in WGSL; keep room for a workgroup's stride.
     if base + elems + 256 > u64::from(u32::MAX) {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "logits [{batch}, {vocab}] have more elements than a u32 index can address"
         )));
     }
@@ -484,6 +494,7 @@ pub(crate) fn plan_logits_binding(
     })
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Validates an output buffer that receives `bytes` bytes from offset 0
 /// through a read-write storage binding.
 pub(crate) fn check_output_buffer(
@@ -493,25 +504,27 @@ pub(crate) fn check_output_buffer(
     bytes: u64,
 ) -> Result<()> {
     if !usage.contains(wgpu::BufferUsages::STORAGE) {
-        return Err(Error::Gpu(format!(
+        return Err(Error::InvalidArgument(format!(
             "the output buffer needs STORAGE usage (it has {usage:?})"
         )));
     }
     if out_size < bytes {
-        return Err(Error::Shape(format!(
+        return Err(Error::InvalidArgument(format!(
             "the output buffer has {out_size} bytes, {bytes} are needed"
         )));
     }
     if bytes > limits.max_storage_buffer_binding_size {
-        return Err(Error::Gpu(format!(
-            "the output needs a {bytes}-byte binding, more than this device's \
-             max_storage_buffer_binding_size ({})",
-            limits.max_storage_buffer_binding_size
-        )));
+        return Err(Error::limit(
+            "the output binding (bytes)",
+            bytes,
+            "max_storage_buffer_binding_size",
+            limits.max_storage_buffer_binding_size,
+        ));
     }
     Ok(())
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Splits `groups` workgroups into a 2-D grid `(x, y)` within
 /// `max_compute_workgroups_per_dimension`; kernels recover the linear id as
 /// `x + y * grid_x` and skip ids past the end.
@@ -520,9 +533,12 @@ pub(crate) fn grid_2d(limits: &wgpu::Limits, groups: u32) -> Result<(u32, u32)> 
     let x = groups.clamp(1, max);
     let y = groups.div_ceil(x).max(1);
     if y > max {
-        return Err(Error::Shape(format!(
-            "{groups} workgroups exceed this device's dispatch limit ({max} x {max})"
-        )));
+        return Err(Error::limit(
+            format!("{groups} workgroups (rows of a {max}-wide grid)"),
+            u64::from(y),
+            "max_compute_workgroups_per_dimension",
+            u64::from(max),
+        ));
     }
     Ok((x, y))
 }

@@ -24,19 +24,19 @@
 //! 16 KiB of workgroup memory per workgroup, no subgroups, barriers in
 //! uniform control flow), so the same shaders also run in a browser.
 
-pub mod argmax;
-pub mod device;
-pub mod kit;
-pub mod philox;
-pub mod sampler;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod argmax;
+pub(crate) mod device;
+pub(crate) mod kit;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod philox;
+mod sampler;
 
-pub use argmax::{
-    ARGMAX_WGSL, ArgmaxPipeline, GpuRowOutput, ROW_OUTPUT_BYTES, argmax_host, decode_row_outputs,
+pub use device::{
+    GpuContext, INSTALL_HINT, open_device, open_device_async, rerun_with_runtime_dir,
 };
-pub use device::{GpuContext, INSTALL_HINT, open_device, open_device_async};
-pub use kit::LogitsView;
-pub use philox::{PHILOX_TEST_WGSL, gumbel_gpu, ln_gpu, philox_words_gpu, sortable_keys_gpu};
-pub use sampler::{DType, GpuSampler, Plan, PlannedDispatch, RowPath, SamplerConfig, logits_bytes};
+pub use kit::{DType, LogitsView};
+pub use sampler::{GpuSampler, Plan, PlannedDispatch, RowPath, SamplerConfig, logits_bytes};
 
 /// Parses and validates a WGSL source with naga (what wgpu runs before any
 /// driver sees it), so shader errors show up in `cargo test` without a GPU.
@@ -58,11 +58,15 @@ pub(crate) fn validate_wgsl(source: &str) -> std::result::Result<(), String> {
 /// helpers included, no specialisation constants). Used by the portability
 /// check that compiles them with a browser's WebGPU implementation.
 pub fn shader_sources() -> Vec<(String, String, &'static str)> {
-    let mut v = vec![(
+    #[allow(unused_mut)]
+    let mut v = sampler::shader_sources();
+    #[cfg(any(test, feature = "testing"))]
+    v.push((
         "argmax".to_string(),
         argmax::ARGMAX_WGSL.to_string(),
         "argmax_rows",
-    )];
+    ));
+    #[cfg(any(test, feature = "testing"))]
     for entry in [
         "philox_words",
         "gumbel_values",
@@ -75,6 +79,5 @@ pub fn shader_sources() -> Vec<(String, String, &'static str)> {
             entry,
         ));
     }
-    v.extend(sampler::shader_sources());
     v
 }

@@ -66,10 +66,12 @@ fn run_helper(
     for (what, bytes) in [("helper input", in_bytes), ("helper output", out_bytes)] {
         check_buffer_size(device, what, bytes)?;
         if bytes > limits.max_storage_buffer_binding_size {
-            return Err(Error::Gpu(format!(
-                "{what} of {bytes} bytes exceeds max_storage_buffer_binding_size ({})",
-                limits.max_storage_buffer_binding_size
-            )));
+            return Err(Error::limit(
+                format!("{what} (bytes)"),
+                bytes,
+                "max_storage_buffer_binding_size",
+                limits.max_storage_buffer_binding_size,
+            ));
         }
     }
     let (grid_x, grid_y) = grid_2d(&limits, n.div_ceil(WORKGROUP_SIZE))?;
@@ -145,7 +147,7 @@ fn run_helper(
 }
 
 fn item_count(len: usize) -> Result<u32> {
-    u32::try_from(len).map_err(|_| Error::Shape(format!("{len} items do not fit in u32")))
+    u32::try_from(len).map_err(|_| Error::InvalidArgument(format!("{len} items do not fit in u32")))
 }
 
 /// Philox4x32-10 on the GPU: for each `(counter, key)`, the four output

@@ -60,19 +60,9 @@
 //!
 //! # Where each SPEC step runs
 //!
-//! | SPEC.md step | CPU (`src/cpu/row.rs`) | GPU pass |
-//! |---|---|---|
-//! | 1 input check | `sample_row` | scan (flags), finish (status) |
-//! | 2 allowed mask | `filter` | scan (`masked_bits`) |
-//! | 2 banned, EOS | `filter` | overlay |
-//! | 3 bias, 4 penalties | `filter` | overlay |
-//! | 5 greedy | `sample_row` | scan (max of `z`), finish |
-//! | 6 temperature, overflow | `filter` | scan (`scale`), finish (`+inf` scan) |
-//! | 7 min-p | `filter` | finish |
-//! | 8 top-k | `top_k` | finish (`select_digit`, count) |
-//! | 9 top-p | `top_p_cut` | finish (`select_digit`, mass) |
-//! | 10 Gumbel-max | `gumbel_argmax` | scan (plain rows), finish (`gumbel_pick`) |
-//! | 11 outputs, 12 state | `sample_row`, `RowState::record` | finish (`finish_row`) |
+//! The crate docs' table "Where each SPEC step lives" maps every step to
+//! its CPU function and to the pass and line of `shaders/sampler/` that
+//! runs it (a unit test keeps the line numbers true).
 
 mod passes;
 mod plan;
@@ -80,10 +70,9 @@ mod plan;
 pub use plan::{Plan, PlannedDispatch};
 
 use super::device::{GpuContext, scoped};
-pub use super::kit::DType;
 use super::kit::{
-    LogitsBinding, LogitsView, Readback, buffer_entry, check_binding_size, check_buffer_size,
-    check_word_index, max_binding, storage_buffer, submit_and_read,
+    DType, LogitsBinding, LogitsView, Readback, buffer_entry, check_binding_size,
+    check_buffer_size, check_word_index, max_binding, storage_buffer, submit_and_read,
 };
 use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status};
 use passes::ALL;
@@ -333,34 +322,45 @@ impl GpuSampler {
         let device = &ctx.device;
         let limits = device.limits();
         if cfg.max_batch == 0 || cfg.vocab == 0 {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "max_batch ({}) and vocab ({}) must be at least 1",
                 cfg.max_batch, cfg.vocab
             )));
         }
         if cfg.max_batch > limits.max_compute_workgroups_per_dimension {
-            return Err(Error::Gpu(format!(
-                "max_batch {} is above this device's max_compute_workgroups_per_dimension ({})",
-                cfg.max_batch, limits.max_compute_workgroups_per_dimension
-            )));
+            return Err(Error::limit(
+                "max_batch (workgroups in a grid column)",
+                u64::from(cfg.max_batch),
+                "max_compute_workgroups_per_dimension",
+                u64::from(limits.max_compute_workgroups_per_dimension),
+            ));
         }
         if limits.max_storage_buffers_per_shader_stage < 8 {
-            return Err(Error::Gpu(format!(
-                "the sampler binds 8 storage buffers, more than this device's \
-                 max_storage_buffers_per_shader_stage ({}); request WebGPU's default limits",
-                limits.max_storage_buffers_per_shader_stage
-            )));
+            return Err(Error::limit(
+                "the sampler (storage buffers bound by one pass)",
+                8,
+                "max_storage_buffers_per_shader_stage",
+                u64::from(limits.max_storage_buffers_per_shader_stage),
+            )
+            .with_hint("; request WebGPU's default limits"));
         }
         if u64::from(cfg.vocab) + u64::from(CHUNK) > u64::from(u32::MAX) {
-            return Err(Error::Shape(format!("vocab {} is too large", cfg.vocab)));
+            return Err(Error::InvalidArgument(format!(
+                "vocab {} is too large",
+                cfg.vocab
+            )));
         }
         let chunks = cfg.vocab.div_ceil(CHUNK);
         if chunks > limits.max_compute_workgroups_per_dimension {
-            return Err(Error::Gpu(format!(
-                "vocab {} needs {chunks} workgroups per row (one per {CHUNK} logits), above this \
-                 device's max_compute_workgroups_per_dimension ({})",
-                cfg.vocab, limits.max_compute_workgroups_per_dimension
-            )));
+            return Err(Error::limit(
+                format!(
+                    "vocab {} (workgroups per row, one per {CHUNK} logits)",
+                    cfg.vocab
+                ),
+                u64::from(chunks),
+                "max_compute_workgroups_per_dimension",
+                u64::from(limits.max_compute_workgroups_per_dimension),
+            ));
         }
         let b = u64::from(cfg.max_batch);
         let cap = u64::from(cfg.max_seen_tokens.max(1));
@@ -512,7 +512,7 @@ impl GpuSampler {
         let seen: Vec<(u32, u32)> = state.output_counts().collect();
         let cap = self.cfg.max_seen_tokens as usize;
         if seen.len() > cap {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "row {row}: {} distinct generated tokens, more than max_seen_tokens ({cap})",
                 seen.len()
             )));
@@ -586,7 +586,7 @@ impl GpuSampler {
 
     fn check_row(&self, row: usize) -> Result<()> {
         if row >= self.cfg.max_batch as usize {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "row {row} is out of range (max_batch is {})",
                 self.cfg.max_batch
             )));
@@ -609,11 +609,13 @@ impl GpuSampler {
         let limits = self.ctx.device.limits();
         check_word_index(what, bytes)?;
         if bytes > limits.max_storage_buffer_binding_size {
-            return Err(Error::Gpu(format!(
-                "{what} need {bytes} bytes, more than this device's \
-                 max_storage_buffer_binding_size ({}){hint}",
-                limits.max_storage_buffer_binding_size
-            )));
+            return Err(Error::limit(
+                format!("{what} (bytes)"),
+                bytes,
+                "max_storage_buffer_binding_size",
+                limits.max_storage_buffer_binding_size,
+            )
+            .with_hint(hint));
         }
         if buf.size() >= bytes {
             return Ok(buf);
@@ -662,7 +664,7 @@ impl GpuSampler {
     /// writes, whose offsets move with the count lists.
     fn give_slot(&mut self, row: usize) -> Result<()> {
         if self.untracked[row] {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "row {row}: penalties need the counts of the tokens this row generated, and \
                  this sampler did not keep them (the row had no penalties, and max_batch x \
                  max_seen_tokens lists for every row do not fit the device's binding limit); \
@@ -687,13 +689,23 @@ impl GpuSampler {
             let bytes = bytes_for(new_slots);
             check_word_index("the token-count lists", bytes)?;
             if bytes > max_bytes {
-                return Err(Error::Gpu(format!(
-                    "row {row}: penalties need a token-count list of max_seen_tokens ({}) \
-                     entries; {new_slots} of them need {bytes} bytes, more than this device's \
-                     max_storage_buffer_binding_size ({}); lower max_seen_tokens or the \
-                     number of rows with penalties",
-                    self.cfg.max_seen_tokens, limits.max_storage_buffer_binding_size
-                )));
+                let limit_name = if limits.max_storage_buffer_binding_size <= limits.max_buffer_size
+                {
+                    "max_storage_buffer_binding_size"
+                } else {
+                    "max_buffer_size"
+                };
+                return Err(Error::limit(
+                    format!(
+                        "row {row}: penalties need a token-count list of max_seen_tokens ({}) \
+                         entries; {new_slots} of them (bytes)",
+                        self.cfg.max_seen_tokens
+                    ),
+                    bytes,
+                    limit_name,
+                    max_bytes,
+                )
+                .with_hint("; lower max_seen_tokens or the number of rows with penalties"));
             }
             let new = storage_buffer(
                 &self.ctx.device,
@@ -741,7 +753,7 @@ impl GpuSampler {
     }
 
     fn capacity_error(&self, row: usize) -> Error {
-        Error::Shape(format!(
+        Error::InvalidArgument(format!(
             "row {row}: penalties need the counts of every generated token, and this row may \
              have generated {} tokens since its state was set, the capacity of its on-device \
              list (max_seen_tokens = {}); create the sampler with a larger max_seen_tokens",
@@ -918,7 +930,7 @@ impl GpuSampler {
     /// The checks of [`GpuSampler::record`], before anything is staged.
     fn validate(&self, logits: LogitsView<'_>, batch: u32) -> Result<LogitsBinding> {
         if batch == 0 || batch > self.cfg.max_batch {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "batch {batch} must be between 1 and the sampler's max_batch ({})",
                 self.cfg.max_batch
             )));
@@ -941,7 +953,7 @@ impl GpuSampler {
             .chain(self.cand_buf.as_ref())
             .any(|b| b == logits.buffer)
         {
-            return Err(Error::Shape(
+            return Err(Error::InvalidArgument(
                 "the logits buffer is one of the sampler's own buffers (for example its \
                  output_buffer()); copy the values to a buffer of your own first"
                     .into(),
@@ -977,12 +989,15 @@ impl GpuSampler {
             let bytes = u64::from(self.cfg.max_batch) * u64::from(self.chunks) * CAND * 8;
             check_word_index("the candidate buffer", bytes)?;
             if bytes > limits.max_storage_buffer_binding_size {
-                return Err(Error::Gpu(format!(
-                    "min-p, top-k and top-p keep {CAND} candidates per {CHUNK} logits: \
-                     [max_batch, V] needs {bytes} bytes, more than this device's \
-                     max_storage_buffer_binding_size ({}); lower max_batch",
-                    limits.max_storage_buffer_binding_size
-                )));
+                return Err(Error::limit(
+                    format!(
+                        "the candidate buffer ({CAND} per {CHUNK} logits of [max_batch, V], bytes)"
+                    ),
+                    bytes,
+                    "max_storage_buffer_binding_size",
+                    limits.max_storage_buffer_binding_size,
+                )
+                .with_hint("; lower max_batch"));
             }
             self.cand_buf = Some(storage_buffer(
                 &self.ctx.device,
@@ -1112,7 +1127,7 @@ impl GpuSampler {
     /// Errors: batch 0 or above `max_batch`.
     pub fn plan(&self, batch: u32) -> Result<Plan> {
         if batch == 0 || batch > self.cfg.max_batch {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "batch {batch} must be between 1 and the sampler's max_batch ({})",
                 self.cfg.max_batch
             )));
@@ -1134,7 +1149,7 @@ impl GpuSampler {
     /// Errors: `batch` 0 or above the last recorded batch.
     pub fn last_step_paths(&self, batch: u32) -> Result<Vec<RowPath>> {
         if batch == 0 || batch > self.last_batch {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "batch {batch} must be between 1 and the last recorded batch ({})",
                 self.last_batch
             )));
@@ -1218,7 +1233,10 @@ impl GpuSampler {
             slot,
         }
         .await;
-        mapped.map_err(|e| Error::Gpu(format!("mapping the read-back buffer: {e}")))?;
+        mapped.map_err(|source| Error::Map {
+            context: "mapping the read-back buffer".into(),
+            source,
+        })?;
         let bytes = staging
             .get_mapped_range(0..size)
             .map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")))?
@@ -1234,7 +1252,7 @@ impl GpuSampler {
     pub fn sample_host(&mut self, logits: Logits<'_>, batch: u32) -> Result<Vec<RowOutput>> {
         let v = self.cfg.vocab as usize;
         if Some(logits.len()) != (batch as usize).checked_mul(v) {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "{} logits do not form a [{batch}, {v}] batch",
                 logits.len()
             )));
@@ -1274,7 +1292,7 @@ impl GpuSampler {
         self.check_row(row)?;
         let slot = self.seen_slot[row];
         if slot == u32::MAX {
-            return Err(Error::Gpu(format!(
+            return Err(Error::InvalidArgument(format!(
                 "row {row}: its token counts are not kept on the device (it has had no \
                  penalties, and max_batch {} x max_seen_tokens {} lists for every row do \
                  not fit the device's max_storage_buffer_binding_size), so its state \
@@ -1307,7 +1325,7 @@ impl GpuSampler {
         // possible for a row without penalties) no longer counts them all:
         // say so rather than return a shorter history.
         if out.len() as u64 != u64::from(h[0]) {
-            return Err(Error::Shape(format!(
+            return Err(Error::InvalidArgument(format!(
                 "row {row}: it generated {} tokens, but its count list (max_seen_tokens = {cap}) \
                  holds only {} of them; create the sampler with a larger max_seen_tokens to \
                  read its state back",
