@@ -24,10 +24,10 @@
 use super::Candidate;
 use super::cpu::check_step;
 use crate::gpu::GpuContext;
-use crate::gpu::device::scoped;
+use crate::gpu::device::{scoped, scoped_async};
 use crate::gpu::kit::{
-    LogitsView, buffer_entry, check_binding_size, check_buffer_size, compute_pipeline,
-    storage_buffer, submit_and_read,
+    LogitsView, buffer_entry, check_binding_size, check_buffer_size, compute_pipeline, read_async,
+    storage_buffer,
 };
 use crate::{Error, Result};
 
@@ -338,16 +338,30 @@ impl GpuBeamStep {
 
     /// Submits `encoder` (holding this step's recorded passes), reads back
     /// the `G * K` candidates (group by group, best first) and checks the
-    /// statuses. Blocks.
+    /// statuses. Blocks (native only; the `_async` form everywhere).
     ///
     /// Errors: a row with NaN or `+inf` ([`Error::InvalidArgument`] naming the row,
     /// group and beam), or a GPU error.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn submit_and_read(&self, encoder: wgpu::CommandEncoder) -> Result<Vec<Candidate>> {
+        pollster::block_on(self.submit_and_read_async(encoder))
+    }
+
+    /// The async form of [`GpuBeamStep::submit_and_read`].
+    pub async fn submit_and_read_async(
+        &self,
+        encoder: wgpu::CommandEncoder,
+    ) -> Result<Vec<Candidate>> {
         let g = self.last_groups as usize;
         let gk = g * self.k as usize;
-        let bytes = scoped(&self.ctx.device, "reading the beam candidates", || {
-            submit_and_read(&self.ctx, encoder, &self.out_buf, ((3 * gk + g) * 4) as u64)
-        })?;
+        let bytes = read_async(
+            &self.ctx,
+            encoder,
+            &self.out_buf,
+            ((3 * gk + g) * 4) as u64,
+            "reading the beam candidates",
+        )
+        .await?;
         let w: &[u32] = bytemuck::try_cast_slice(&bytes)
             .map_err(|e| Error::Gpu(format!("read-back of {} bytes: {e}", bytes.len())))?;
         let b = self.beams as usize;
@@ -380,20 +394,42 @@ impl GpuBeamStep {
 
     /// Records, submits and reads back one step over the logits `logits`
     /// views (see [`GpuBeamStep::record`]): the entry for an engine whose
-    /// logits are already on the device. Blocks.
+    /// logits are already on the device. Blocks (native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn step(&mut self, logits: LogitsView<'_>, beam_scores: &[f32]) -> Result<Vec<Candidate>> {
-        let mut encoder = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("wgsample beam step"),
-            });
-        self.record(&mut encoder, logits, beam_scores)?;
-        self.submit_and_read(encoder)
+        pollster::block_on(self.step_async(logits, beam_scores))
+    }
+
+    /// The async form of [`GpuBeamStep::step`].
+    pub async fn step_async(
+        &mut self,
+        logits: LogitsView<'_>,
+        beam_scores: &[f32],
+    ) -> Result<Vec<Candidate>> {
+        let device = self.ctx.device.clone();
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("wgsample beam step"),
+        });
+        scoped_async(&device, "recording the beam step", || {
+            self.record(&mut encoder, logits, beam_scores)
+        })
+        .await?;
+        self.submit_and_read_async(encoder).await
     }
 
     /// Uploads host logits (`[G * b, V]` f32) and runs one step on them.
+    /// Blocks (native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn step_host(&mut self, logits: &[f32], beam_scores: &[f32]) -> Result<Vec<Candidate>> {
+        pollster::block_on(self.step_host_async(logits, beam_scores))
+    }
+
+    /// The async form of [`GpuBeamStep::step_host`].
+    pub async fn step_host_async(
+        &mut self,
+        logits: &[f32],
+        beam_scores: &[f32],
+    ) -> Result<Vec<Candidate>> {
         check_step(
             Some(logits.len()),
             beam_scores,
@@ -415,7 +451,7 @@ impl GpuBeamStep {
         self.ctx
             .queue
             .write_buffer(&up, 0, bytemuck::cast_slice(logits));
-        self.step(LogitsView::f32(&up), beam_scores)
+        self.step_async(LogitsView::f32(&up), beam_scores).await
     }
 }
 

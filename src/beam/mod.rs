@@ -306,7 +306,26 @@ pub enum BeamBackend<'a> {
 ///
 /// Errors: a bad config or start token, logits of the wrong length or with
 /// NaN / `+inf`, an error from `model` (returned as is), or a GPU error.
+///
+/// Blocks (native only); [`beam_search_async`] is the same search as a
+/// future, for the browser.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn beam_search<F>(
+    vocab: usize,
+    start_token: u32,
+    cfg: &BeamConfig,
+    backend: BeamBackend<'_>,
+    model: F,
+) -> Result<Vec<Hypothesis>>
+where
+    F: FnMut(&[Vec<u32>]) -> Result<Vec<f32>>,
+{
+    pollster::block_on(beam_search_async(vocab, start_token, cfg, backend, model))
+}
+
+/// The async form of [`beam_search`]: the same search, awaiting each GPU
+/// step instead of blocking on it (the model stays a plain closure).
+pub async fn beam_search_async<F>(
     vocab: usize,
     start_token: u32,
     cfg: &BeamConfig,
@@ -353,7 +372,7 @@ where
         }
         let cands = match gpu.as_mut() {
             None => cpu_step(&logits, search.beam_scores(), b, vocab, k)?,
-            Some(step) => step.step_host(&logits, search.beam_scores())?,
+            Some(step) => step.step_host_async(&logits, search.beam_scores()).await?,
         };
         search.advance(&cands)?;
     }
@@ -368,8 +387,21 @@ where
 /// prints.
 ///
 /// Errors: `bigram.len() != vocab * vocab`, a bad config or start token,
-/// NaN / `+inf` in a row the search reads, or a GPU error.
+/// NaN / `+inf` in a row the search reads, or a GPU error. Blocks (native
+/// only; [`beam_search_bigram_async`] everywhere).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn beam_search_bigram(
+    bigram: &[f32],
+    vocab: usize,
+    start: u32,
+    cfg: &BeamConfig,
+    backend: BeamBackend<'_>,
+) -> Result<Vec<Hypothesis>> {
+    pollster::block_on(beam_search_bigram_async(bigram, vocab, start, cfg, backend))
+}
+
+/// The async form of [`beam_search_bigram`].
+pub async fn beam_search_bigram_async(
     bigram: &[f32],
     vocab: usize,
     start: u32,
@@ -383,7 +415,7 @@ pub fn beam_search_bigram(
         )));
     }
     let mut buf = Vec::new();
-    beam_search(vocab, start, cfg, backend, |seqs| {
+    beam_search_async(vocab, start, cfg, backend, |seqs| {
         buf.clear();
         for s in seqs {
             let last = *s.last().expect("sequences start with the start token") as usize;
@@ -391,6 +423,7 @@ pub fn beam_search_bigram(
         }
         Ok(buf.clone())
     })
+    .await
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! token for token.
 
 use super::run::{
-    CpuStepInfo, DecodeEvent, DecodeOutput, DecodeSpec, StepInfo, decode_cpu, decode_gpu,
+    CpuStepInfo, DecodeEvent, DecodeOutput, DecodeSpec, StepInfo, decode_cpu, decode_gpu_async,
 };
 use crate::gpu::device::scoped;
 use crate::gpu::kit::{buffer_entry, check_buffer_size, compute_pipeline};
@@ -343,8 +343,24 @@ pub enum Backend<'a> {
 /// `on_event` streams every token as [`decode_gpu`] / [`decode_cpu`] do.
 ///
 /// The two backends give the same tokens (SPEC.md: a row's token depends
-/// only on its own logits, parameters, seed and step).
+/// only on its own logits, parameters, seed and step). Blocks (native
+/// only; [`generate_async`] everywhere).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn generate(
+    table: &[f32],
+    vocab: usize,
+    starts: &[u32],
+    spec: &DecodeSpec<'_>,
+    backend: Backend<'_>,
+    on_event: impl FnMut(&DecodeEvent<'_>),
+) -> Result<DecodeOutput> {
+    pollster::block_on(generate_async(
+        table, vocab, starts, spec, backend, on_event,
+    ))
+}
+
+/// The async form of [`generate`].
+pub async fn generate_async(
     table: &[f32],
     vocab: usize,
     starts: &[u32],
@@ -416,13 +432,14 @@ pub fn generate(
                 );
             }
             let mut sampler = GpuSampler::new(ctx, cfg)?;
-            decode_gpu(
+            decode_gpu_async(
                 &mut sampler,
                 model.logits(),
                 &spec,
                 |enc, info| model.record_step(enc, info),
                 on_event,
             )
+            .await
         }
     }
 }

@@ -21,10 +21,14 @@ mod bigram;
 mod run;
 mod stop;
 
-pub use bigram::{Backend, BigramModel, bigram_logits_cpu, check_table, generate};
+#[cfg(not(target_arch = "wasm32"))]
+pub use bigram::generate;
+pub use bigram::{Backend, BigramModel, bigram_logits_cpu, check_table, generate_async};
+#[cfg(not(target_arch = "wasm32"))]
+pub use run::decode_gpu;
 pub use run::{
     CpuStepInfo, DecodeEvent, DecodeOutput, DecodeSpec, DecodeStats, Readback, Sequence, StepInfo,
-    decode_cpu, decode_gpu,
+    decode_cpu, decode_gpu_async,
 };
 pub use stop::{Detokenizer, Pushed, StopChecker, StopCriteria, StopReason};
 

@@ -30,8 +30,8 @@
 //!   so the two paths can be compared token for token.
 
 use super::stop::{Detokenizer, StopChecker, StopCriteria, StopReason};
-use crate::gpu::device::scoped;
-use crate::gpu::kit::check_buffer_size;
+use crate::gpu::device::scoped_async;
+use crate::gpu::kit::{check_buffer_size, map_read};
 use crate::gpu::{GpuSampler, LogitsView};
 use crate::{CpuSampler, Error, NO_TOKEN, Result, RowOutput, RowState, SamplingParams, Status};
 
@@ -314,35 +314,16 @@ fn decode_outputs(words: &[u32], batch: usize) -> Result<Vec<RowOutput>> {
 
 /// Maps `staging` (already filled by a submitted copy), returns its first
 /// `size` bytes as words and unmaps it; counts the bytes in `stats`.
-fn map_words(
+async fn map_words(
     device: &wgpu::Device,
     staging: &wgpu::Buffer,
     size: u64,
     stats: &mut DecodeStats,
 ) -> Result<Vec<u32>> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
-        let _ = tx.send(r);
-    });
-    device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
-    rx.recv()
-        .map_err(|_| Error::Gpu("buffer mapping was dropped without an answer".into()))?
-        .map_err(|source| Error::Map {
-            context: "mapping the read-back buffer".into(),
-            source,
-        })?;
-    let words = {
-        let view = staging
-            .get_mapped_range(0..size)
-            .map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")))?;
-        bytemuck::cast_slice::<u8, u32>(&view).to_vec()
-    };
-    staging.unmap();
+    let bytes = map_read(device, staging, size).await?;
     stats.bytes_mapped += size;
     stats.maps += 1;
-    Ok(words)
+    Ok(bytemuck::cast_slice::<u8, u32>(&bytes).to_vec())
 }
 
 /// Runs a decode on the GPU: each step records `model_step` (which writes
@@ -360,7 +341,30 @@ fn map_words(
 /// Errors: an empty batch, a batch above the sampler's `max_batch`, bad
 /// params / states / criteria (nothing runs), a model step error, or a
 /// wgpu error.
+///
+/// Blocks (native only); [`decode_gpu_async`] is the same loop as a
+/// future, for the browser.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn decode_gpu<M, E>(
+    sampler: &mut GpuSampler,
+    logits: LogitsView<'_>,
+    spec: &DecodeSpec<'_>,
+    model_step: M,
+    on_event: E,
+) -> Result<DecodeOutput>
+where
+    M: FnMut(&mut wgpu::CommandEncoder, &StepInfo<'_>) -> Result<()>,
+    E: FnMut(&DecodeEvent<'_>),
+{
+    pollster::block_on(decode_gpu_async(
+        sampler, logits, spec, model_step, on_event,
+    ))
+}
+
+/// The async form of [`decode_gpu`]: the same loop, awaiting each step's
+/// read-back (and the error scopes) instead of blocking on them. The
+/// model step stays a plain closure that records into the step's encoder.
+pub async fn decode_gpu_async<M, E>(
     sampler: &mut GpuSampler,
     logits: LogitsView<'_>,
     spec: &DecodeSpec<'_>,
@@ -425,7 +429,7 @@ where
     if max_new == 0 {
         return rows.finish(stats);
     }
-    let (history, staging) = scoped(device, "creating the decode buffers", || {
+    let (history, staging) = scoped_async(device, "creating the decode buffers", || {
         let history = if every_step {
             None
         } else {
@@ -450,13 +454,14 @@ where
             mapped_at_creation: false,
         });
         Ok((history, staging))
-    })?;
+    })
+    .await?;
 
     for step in 0..max_new {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("wgsample decode step"),
         });
-        scoped(device, "the model step", || {
+        scoped_async(device, "the model step and the sampler", || {
             model_step(
                 &mut encoder,
                 &StepInfo {
@@ -464,26 +469,30 @@ where
                     batch,
                     tokens: sampler.output_buffer(),
                 },
-            )
-        })?;
-        sampler.record(&mut encoder, logits, batch)?;
+            )?;
+            sampler.record(&mut encoder, logits, batch)
+        })
+        .await?;
         stats.steps += 1;
         let out = sampler.output_buffer();
         if let Some(h) = &history {
-            scoped(device, "submitting a decode step", || {
+            scoped_async(device, "submitting a decode step", || {
                 encoder.copy_buffer_to_buffer(out, 0, h, u64::from(step) * step_bytes, step_bytes);
                 ctx.queue.submit([encoder.finish()]);
                 Ok(())
-            })?;
+            })
+            .await?;
             // Let wgpu retire finished steps without waiting for them.
             let _ = device.poll(wgpu::PollType::Poll);
             continue;
         }
-        let words = scoped(device, "reading the sampled tokens", || {
+        scoped_async(device, "submitting a decode step", || {
             encoder.copy_buffer_to_buffer(out, 0, &staging, 0, step_bytes);
             ctx.queue.submit([encoder.finish()]);
-            map_words(device, &staging, step_bytes, &mut stats)
-        })?;
+            Ok(())
+        })
+        .await?;
+        let words = map_words(device, &staging, step_bytes, &mut stats).await?;
         rows.step(step, &decode_outputs(&words, b)?, &mut on_event);
         if rows.all_stopped() {
             break;
@@ -491,14 +500,16 @@ where
     }
     if let Some(h) = &history {
         let size = u64::from(stats.steps) * step_bytes;
-        let words = scoped(device, "reading the token history", || {
+        scoped_async(device, "reading the token history", || {
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("wgsample decode history readback"),
             });
             encoder.copy_buffer_to_buffer(h, 0, &staging, 0, size);
             ctx.queue.submit([encoder.finish()]);
-            map_words(device, &staging, size, &mut stats)
-        })?;
+            Ok(())
+        })
+        .await?;
+        let words = map_words(device, &staging, size, &mut stats).await?;
         let per_step = 3 * b;
         for (step, chunk) in words.chunks_exact(per_step).enumerate() {
             rows.step(step as u32, &decode_outputs(chunk, b)?, &mut on_event);

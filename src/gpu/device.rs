@@ -87,7 +87,9 @@ fn device_type_name(t: wgpu::DeviceType) -> &'static str {
     }
 }
 
-/// Opens a device: blocking wrapper around [`open_device_async`].
+/// Opens a device: blocking wrapper around [`open_device_async`] (native
+/// only; in a browser, await [`open_device_async`]).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn open_device() -> Result<GpuContext> {
     pollster::block_on(open_device_async())
 }
@@ -136,6 +138,7 @@ pub async fn open_device_async() -> Result<GpuContext> {
 
 /// Environment variable set in the process that
 /// [`rerun_with_runtime_dir`] starts, so that it never starts another.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) const RERUN_MARKER: &str = "WGSAMPLE_RUNTIME_DIR_RERUN";
 
 /// For programs (the `wgsample` CLI, the examples), called at the start of
@@ -317,9 +320,38 @@ fn rank(info: &wgpu::AdapterInfo, low_power: bool) -> (u8, u8) {
 }
 
 /// Runs `f` inside validation, out-of-memory and internal error scopes on
-/// `device`; a wgpu error raised meanwhile becomes `Error::Gpu` (naming
+/// `device`; a wgpu error raised meanwhile becomes [`Error::Wgpu`] (naming
 /// `what`) and takes precedence over `f`'s own result.
+///
+/// Native only: it waits for the scopes with `pollster`, which is instant
+/// on native backends (their scopes resolve at once). On wasm32 it runs
+/// `f` without scopes of its own, since waiting for a browser's promise
+/// would block forever; every `_async` entry point wraps its whole body in
+/// [`scoped_async`], which catches the same errors there.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn scoped<T>(
+    device: &wgpu::Device,
+    what: &str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    pollster::block_on(scoped_async(device, what, f))
+}
+
+/// See the native [`scoped`]: on wasm32 the enclosing [`scoped_async`]
+/// catches the errors.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn scoped<T>(
+    _device: &wgpu::Device,
+    _what: &str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    f()
+}
+
+/// The async form of [`scoped`]: pushes the three error scopes, runs `f`,
+/// then awaits the scopes (a promise in a browser, ready at once on
+/// native backends). A wgpu error becomes [`Error::Wgpu`] naming `what`.
+pub(crate) async fn scoped_async<T>(
     device: &wgpu::Device,
     what: &str,
     f: impl FnOnce() -> Result<T>,
@@ -329,9 +361,9 @@ pub(crate) fn scoped<T>(
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let result = f();
     let errors = [
-        pollster::block_on(validation.pop()),
-        pollster::block_on(internal.pop()),
-        pollster::block_on(oom.pop()),
+        validation.pop().await,
+        internal.pop().await,
+        oom.pop().await,
     ];
     match errors.into_iter().flatten().next() {
         Some(source) => Err(Error::Wgpu {

@@ -9,9 +9,7 @@
 //! is the same [`Error`] whichever pass receives it, and nothing invalid
 //! reaches wgpu.
 
-use std::sync::mpsc;
-
-use super::device::{GpuContext, scoped};
+use super::device::{GpuContext, scoped, scoped_async};
 use crate::{Error, NO_TOKEN, Result, RowOutput, Status};
 
 /// Element type of the logits buffer. f16 and bf16 are read as packed u32
@@ -235,20 +233,35 @@ pub(crate) fn storage_buffer(
 
 /// Copies `size` bytes from the start of `src` (which needs `COPY_SRC`)
 /// into a staging buffer at the end of `encoder`, submits the encoder, waits
-/// and returns the bytes. Call inside [`scoped`].
+/// and returns the bytes. Native only (see [`read_async`]).
+#[cfg(all(not(target_arch = "wasm32"), any(test, feature = "testing")))]
 pub(crate) fn submit_and_read(
     ctx: &GpuContext,
     encoder: wgpu::CommandEncoder,
     src: &wgpu::Buffer,
     size: u64,
 ) -> Result<Vec<u8>> {
-    Readback::default().submit_and_read(ctx, encoder, src, size)
+    pollster::block_on(read_async(ctx, encoder, src, size, "a read-back"))
+}
+
+/// The async form of [`submit_and_read`] with a one-off staging buffer.
+pub(crate) async fn read_async(
+    ctx: &GpuContext,
+    encoder: wgpu::CommandEncoder,
+    src: &wgpu::Buffer,
+    size: u64,
+    what: &str,
+) -> Result<Vec<u8>> {
+    Readback::default()
+        .read_async(ctx, encoder, src, size, what)
+        .await
 }
 
 /// A `MAP_READ` staging buffer kept between read-backs (created on the
 /// first, grown when a read needs more), so a decode loop that reads its
-/// tokens every step allocates nothing per step. The lock serialises
-/// read-backs through one instance.
+/// tokens every step allocates nothing per step. A read takes the buffer
+/// out for its duration and puts it back when it succeeds, so two reads
+/// through one instance at once simply use two buffers.
 #[derive(Debug, Default)]
 pub(crate) struct Readback {
     buf: std::sync::Mutex<Option<wgpu::Buffer>>,
@@ -256,14 +269,10 @@ pub(crate) struct Readback {
 
 impl Readback {
     /// Takes the staging buffer out (creating or growing it to hold
-    /// `size` bytes), for a read-back that cannot hold the lock, such as
-    /// an `async` one; [`Readback::put`] returns it.
-    pub(crate) fn take(&self, device: &wgpu::Device, size: u64) -> Result<wgpu::Buffer> {
-        let mut slot = self
-            .buf
-            .lock()
-            .map_err(|_| Error::Gpu("a read-back panicked earlier".into()))?;
-        Ok(match slot.take() {
+    /// `size` bytes); [`Readback::put`] returns it.
+    fn take(&self, device: &wgpu::Device, size: u64) -> wgpu::Buffer {
+        let mut slot = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.take() {
             Some(b) if b.size() >= size => b,
             _ => device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("wgsample readback"),
@@ -271,72 +280,106 @@ impl Readback {
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             }),
-        })
+        }
     }
 
     /// Returns a buffer from [`Readback::take`] (unmapped) for the next
     /// read-back.
-    pub(crate) fn put(&self, buf: wgpu::Buffer) {
-        if let Ok(mut slot) = self.buf.lock() {
-            *slot = Some(buf);
-        }
+    fn put(&self, buf: wgpu::Buffer) {
+        *self.buf.lock().unwrap_or_else(|e| e.into_inner()) = Some(buf);
     }
 
     /// Copies the first `size` bytes of `src` into the staging buffer at
-    /// the end of `encoder`, submits it, waits, and returns the bytes.
-    pub(crate) fn submit_and_read(
+    /// the end of `encoder`, submits it (inside error scopes: a wgpu error
+    /// becomes [`Error::Wgpu`] naming `what`), waits for the mapping and
+    /// returns the bytes.
+    ///
+    /// In a browser the wait yields to the event loop: the future is woken
+    /// by the `map_async` callback itself. On native backends that callback
+    /// only runs inside `Device::poll`, so the future first waits for the
+    /// submitted work with a blocking poll (the one way wgpu offers); it
+    /// then resolves at once.
+    pub(crate) async fn read_async(
         &self,
         ctx: &GpuContext,
         mut encoder: wgpu::CommandEncoder,
         src: &wgpu::Buffer,
         size: u64,
+        what: &str,
     ) -> Result<Vec<u8>> {
-        let mut slot = self
-            .buf
-            .lock()
-            .map_err(|_| Error::Gpu("a read-back panicked earlier".into()))?;
-        if slot.as_ref().is_none_or(|b| b.size() < size) {
-            *slot = Some(ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("wgsample readback"),
-                size: size.max(16).next_power_of_two(),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }));
-        }
-        let staging = slot.as_ref().expect("set above");
-        encoder.copy_buffer_to_buffer(src, 0, staging, 0, size);
-        let r = submit_and_map(ctx, encoder, staging, size);
-        if r.is_err() {
-            // It may be left mapped: start afresh next time.
-            *slot = None;
-        }
-        r
+        let staging = self.take(&ctx.device, size);
+        encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+        scoped_async(&ctx.device, what, || {
+            ctx.queue.submit([encoder.finish()]);
+            Ok(())
+        })
+        .await?;
+        let bytes = map_read(&ctx.device, &staging, size).await?;
+        // Only a buffer that was mapped and unmapped cleanly is reused.
+        self.put(staging);
+        Ok(bytes)
     }
 }
 
-/// Submits `encoder` (which ends with a copy into `staging`), maps the
-/// first `size` bytes of `staging`, and returns them.
-fn submit_and_map(
-    ctx: &GpuContext,
-    encoder: wgpu::CommandEncoder,
+/// What a `map_async` callback shares with the [`MapFuture`] waiting for
+/// it: the answer, and the waker to call when it arrives.
+#[derive(Default)]
+struct MapState {
+    result: Option<std::result::Result<(), wgpu::BufferAsyncError>>,
+    waker: Option<std::task::Waker>,
+}
+
+/// Resolves when the `map_async` request it was made for has answered.
+/// It never wakes itself: the callback wakes it (a future that re-queues
+/// itself on every poll starves a browser's event loop, which is what
+/// resolves `mapAsync`).
+struct MapFuture(std::sync::Arc<std::sync::Mutex<MapState>>);
+
+impl std::future::Future for MapFuture {
+    type Output = std::result::Result<(), wgpu::BufferAsyncError>;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let mut st = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match st.result.take() {
+            Some(r) => std::task::Poll::Ready(r),
+            None => {
+                st.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+/// Maps the first `size` bytes of `staging` (whose copy is already
+/// submitted), returns them and unmaps it. In a browser the wait yields to
+/// the event loop; on native backends it is a blocking `Device::poll`
+/// first (see [`Readback::read_async`]).
+pub(crate) async fn map_read(
+    device: &wgpu::Device,
     staging: &wgpu::Buffer,
     size: u64,
 ) -> Result<Vec<u8>> {
-    ctx.queue.submit([encoder.finish()]);
-
-    let (tx, rx) = mpsc::channel();
+    let state = std::sync::Arc::new(std::sync::Mutex::new(MapState::default()));
+    let answer = state.clone();
     staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
-        let _ = tx.send(r);
+        let mut st = answer.lock().unwrap_or_else(|e| e.into_inner());
+        st.result = Some(r);
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
     });
-    ctx.device
+    #[cfg(not(target_arch = "wasm32"))]
+    device
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
-    rx.recv()
-        .map_err(|_| Error::Gpu("buffer mapping was dropped without an answer".into()))?
-        .map_err(|source| Error::Map {
-            context: "mapping the read-back buffer".into(),
-            source,
-        })?;
+    #[cfg(target_arch = "wasm32")]
+    let _ = device;
+    MapFuture(state).await.map_err(|source| Error::Map {
+        context: "mapping the read-back buffer".into(),
+        source,
+    })?;
     let bytes = {
         let view = staging
             .get_mapped_range(0..size)

@@ -69,10 +69,10 @@ mod plan;
 
 pub use plan::{Plan, PlannedDispatch};
 
-use super::device::{GpuContext, scoped};
+use super::device::{GpuContext, scoped, scoped_async};
 use super::kit::{
     DType, LogitsBinding, LogitsView, Readback, buffer_entry, check_binding_size,
-    check_buffer_size, check_word_index, max_binding, storage_buffer, submit_and_read,
+    check_buffer_size, check_word_index, max_binding, read_async, storage_buffer,
 };
 use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status};
 use passes::ALL;
@@ -1147,7 +1147,13 @@ impl GpuSampler {
     /// row back); for tests and diagnostics, not for the decode loop.
     ///
     /// Errors: `batch` 0 or above the last recorded batch.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn last_step_paths(&self, batch: u32) -> Result<Vec<RowPath>> {
+        pollster::block_on(self.last_step_paths_async(batch))
+    }
+
+    /// The async form of [`GpuSampler::last_step_paths`].
+    pub async fn last_step_paths_async(&self, batch: u32) -> Result<Vec<RowPath>> {
         if batch == 0 || batch > self.last_batch {
             return Err(Error::InvalidArgument(format!(
                 "batch {batch} must be between 1 and the last recorded batch ({})",
@@ -1156,11 +1162,15 @@ impl GpuSampler {
         }
         let device = &self.ctx.device;
         let size = u64::from(batch) * ROW_WORDS * 4;
-        let bytes = scoped(device, "reading the row paths", || {
-            let enc =
-                device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-            submit_and_read(&self.ctx, enc, &self.scratch_buf, size)
-        })?;
+        let enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        let bytes = read_async(
+            &self.ctx,
+            enc,
+            &self.scratch_buf,
+            size,
+            "reading the row paths",
+        )
+        .await?;
         let w: &[u32] = bytemuck::cast_slice(&bytes);
         (0..batch as usize)
             .map(|r| {
@@ -1181,32 +1191,48 @@ impl GpuSampler {
     }
 
     /// Submits `encoder` (which must hold this sampler's recorded passes),
-    /// then reads back only the `B` row results (12 bytes a row). Blocks.
+    /// then reads back only the `B` row results (12 bytes a row). Blocks
+    /// (native only; [`GpuSampler::submit_and_read_async`] everywhere).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn submit_and_read(&self, encoder: wgpu::CommandEncoder) -> Result<Vec<RowOutput>> {
+        pollster::block_on(self.submit_and_read_async(encoder))
+    }
+
+    /// The async form of [`GpuSampler::submit_and_read`]. In a browser it
+    /// yields to the event loop until the results are mapped; on native
+    /// backends it waits for the GPU inside (see the crate's "Async and
+    /// the browser" notes in [`crate::gpu`]). wgpu errors of the submission
+    /// arrive as [`Error::Wgpu`].
+    pub async fn submit_and_read_async(
+        &self,
+        encoder: wgpu::CommandEncoder,
+    ) -> Result<Vec<RowOutput>> {
         let b = self.last_batch;
-        let bytes = scoped(&self.ctx.device, "reading the sampled tokens", || {
-            self.readback
-                .submit_and_read(&self.ctx, encoder, &self.out_buf, u64::from(b) * 12)
-        })?;
+        let bytes = self
+            .readback
+            .read_async(
+                &self.ctx,
+                encoder,
+                &self.out_buf,
+                u64::from(b) * 12,
+                "reading the sampled tokens",
+            )
+            .await?;
         decode_outputs(&bytes, b as usize, self.cfg.vocab)
     }
 
     /// Records, submits and reads back one sampling step over rows
-    /// `0..batch` of `logits` (see [`GpuSampler::record`]). Blocks.
+    /// `0..batch` of `logits` (see [`GpuSampler::record`]). Blocks (native
+    /// only; [`GpuSampler::sample_async`] everywhere).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn sample(&mut self, logits: LogitsView<'_>, batch: u32) -> Result<Vec<RowOutput>> {
-        let mut encoder = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("wgsample step"),
-            });
-        self.record(&mut encoder, logits, batch)?;
-        self.submit_and_read(encoder)
+        pollster::block_on(self.sample_async(logits, batch))
     }
 
-    /// The async form of [`GpuSampler::sample`]: resolves when the row
-    /// results are mapped (polls the device without blocking, so it also
-    /// works where blocking is not allowed, such as a browser).
+    /// The async form of [`GpuSampler::sample`]: records, submits, and
+    /// resolves when the row results are mapped. The recording and the
+    /// submission run inside error scopes that are awaited, so a wgpu
+    /// error is an `Err` in a browser too.
     pub async fn sample_async(
         &mut self,
         logits: LogitsView<'_>,
@@ -1216,40 +1242,27 @@ impl GpuSampler {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("wgsample step"),
         });
-        self.record(&mut encoder, logits, batch)?;
-        let size = u64::from(batch) * 12;
-        let staging = self.readback.take(&device, size)?;
-        encoder.copy_buffer_to_buffer(&self.out_buf, 0, &staging, 0, size);
-        self.ctx.queue.submit([encoder.finish()]);
-        let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let s2 = slot.clone();
-        staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
-            if let Ok(mut g) = s2.lock() {
-                *g = Some(r);
-            }
-        });
-        let mapped = MapFuture {
-            device: device.clone(),
-            slot,
-        }
-        .await;
-        mapped.map_err(|source| Error::Map {
-            context: "mapping the read-back buffer".into(),
-            source,
-        })?;
-        let bytes = staging
-            .get_mapped_range(0..size)
-            .map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")))?
-            .to_vec();
-        staging.unmap();
-        self.readback.put(staging);
-        decode_outputs(&bytes, batch as usize, self.cfg.vocab)
+        scoped_async(&device, "recording the sampling passes", || {
+            self.record(&mut encoder, logits, batch)
+        })
+        .await?;
+        self.submit_and_read_async(encoder).await
     }
 
     /// Uploads host logits (`Logits` of `batch * V` values) and samples
     /// them: a convenience for tools and tests; engines keep their logits
     /// on the GPU and call [`GpuSampler::sample`] or [`GpuSampler::record`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn sample_host(&mut self, logits: Logits<'_>, batch: u32) -> Result<Vec<RowOutput>> {
+        pollster::block_on(self.sample_host_async(logits, batch))
+    }
+
+    /// The async form of [`GpuSampler::sample_host`].
+    pub async fn sample_host_async(
+        &mut self,
+        logits: Logits<'_>,
+        batch: u32,
+    ) -> Result<Vec<RowOutput>> {
         let v = self.cfg.vocab as usize;
         if Some(logits.len()) != (batch as usize).checked_mul(v) {
             return Err(Error::InvalidArgument(format!(
@@ -1270,7 +1283,7 @@ impl GpuSampler {
         }
         let up = self.upload.clone().expect("created above");
         self.ctx.queue.write_buffer(&up, 0, &bytes);
-        self.sample(
+        self.sample_async(
             LogitsView {
                 buffer: &up,
                 offset: 0,
@@ -1278,6 +1291,7 @@ impl GpuSampler {
             },
             batch,
         )
+        .await
     }
 
     /// Reads row `row`'s decode state back from the device (prompt from
@@ -1288,7 +1302,13 @@ impl GpuSampler {
     /// (`max_batch x max_seen_tokens x 8` bytes) exceed the device's
     /// `max_storage_buffer_binding_size`, only rows that have had penalties
     /// get one, and the others keep only their length and step.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read_state(&self, row: usize) -> Result<RowState> {
+        pollster::block_on(self.read_state_async(row))
+    }
+
+    /// The async form of [`GpuSampler::read_state`].
+    pub async fn read_state_async(&self, row: usize) -> Result<RowState> {
         self.check_row(row)?;
         let slot = self.seen_slot[row];
         if slot == u32::MAX {
@@ -1302,14 +1322,19 @@ impl GpuSampler {
         }
         let device = &self.ctx.device;
         let size = self.state_buf.size();
-        let bytes = scoped(device, "reading the row state", || {
-            let mut enc =
-                device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-            // State set since the last record is still queued: apply it
-            // first (the next record applies the same bytes again).
-            self.encode_pending(&mut enc);
-            submit_and_read(&self.ctx, enc, &self.state_buf, size)
-        })?;
+        let mut enc =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        // State set since the last record is still queued: apply it first
+        // (the next record applies the same bytes again).
+        self.encode_pending(&mut enc);
+        let bytes = read_async(
+            &self.ctx,
+            enc,
+            &self.state_buf,
+            size,
+            "reading the row state",
+        )
+        .await?;
         let w: &[u32] = bytemuck::cast_slice(&bytes);
         let cap = self.cfg.max_seen_tokens as usize;
         let h = &w[row * 4..row * 4 + 4];
@@ -1391,30 +1416,6 @@ fn decode_outputs(bytes: &[u8], batch: usize, vocab: u32) -> Result<Vec<RowOutpu
                 .map_err(|e| Error::Gpu(format!("row {r}: {e}")))
         })
         .collect()
-}
-
-/// A future that resolves once a `map_async` callback filled `slot`,
-/// polling the device without blocking in between.
-struct MapFuture {
-    device: wgpu::Device,
-    slot: std::sync::Arc<std::sync::Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>>,
-}
-
-impl std::future::Future for MapFuture {
-    type Output = std::result::Result<(), wgpu::BufferAsyncError>;
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let _ = self.device.poll(wgpu::PollType::Poll);
-        if let Ok(mut g) = self.slot.lock()
-            && let Some(r) = g.take()
-        {
-            return std::task::Poll::Ready(r);
-        }
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    }
 }
 
 #[cfg(test)]
