@@ -4,24 +4,11 @@
 //! These tests never skip: without a wgpu adapter they fail, saying how to
 //! install a Vulkan driver (lavapipe runs them on any machine).
 
-use std::sync::OnceLock;
+mod support;
 
+use support::gpu_ctx;
 use wgsample::gpu::{self, ArgmaxPipeline, GpuContext, ROW_OUTPUT_BYTES};
 use wgsample::{Error, NO_TOKEN, RowOutput, Status, rng};
-
-fn ctx() -> &'static GpuContext {
-    static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(|| {
-        let ctx = gpu::open_device().unwrap_or_else(|e| {
-            panic!(
-                "the GPU tests need a wgpu adapter: {e}\n\
-                 hint: apt-get install mesa-vulkan-drivers libvulkan1 (lavapipe, no GPU needed)"
-            )
-        });
-        eprintln!("gpu_foundation: running on {}", ctx.describe());
-        ctx
-    })
-}
 
 /// splitmix64: a small deterministic generator for test data.
 struct Rng(u64);
@@ -64,7 +51,7 @@ fn philox_known_answers_on_gpu() {
         [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd],
         [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1],
     ];
-    let got = gpu::philox_words_gpu(ctx(), &inputs).unwrap();
+    let got = gpu::philox_words_gpu(gpu_ctx(), &inputs).unwrap();
     for (i, (g, e)) in got.iter().zip(expected.iter()).enumerate() {
         assert_eq!(
             g, e,
@@ -107,7 +94,7 @@ fn philox_matches_cpu_on_random_and_edge_inputs() {
         inputs.push(([a; 4], [a; 2]));
         inputs.push(([a, 0, a, 0], [0, a]));
     }
-    let got = gpu::philox_words_gpu(ctx(), &inputs).unwrap();
+    let got = gpu::philox_words_gpu(gpu_ctx(), &inputs).unwrap();
     assert_eq!(got.len(), inputs.len());
     for ((c, k), g) in inputs.iter().zip(&got) {
         assert_eq!(
@@ -139,7 +126,7 @@ fn gumbel_matches_cpu() {
     let mut total = 0usize;
     let mut worst = 0.0f32;
     for (seed, step, n) in cases {
-        let got = gpu::gumbel_gpu(ctx(), seed, step, n).unwrap();
+        let got = gpu::gumbel_gpu(gpu_ctx(), seed, step, n).unwrap();
         assert_eq!(got.len(), n as usize);
         for (i, &g) in got.iter().enumerate() {
             let want = rng::gumbel(seed, step, i as u32);
@@ -203,7 +190,7 @@ fn ln_f32_is_within_one_ulp() {
     for k in 0..4096u32 {
         xs.push(rng::uniform_from_word((0x007F_FFFF - k) << 9));
     }
-    let got = gpu::ln_gpu(ctx(), &xs).unwrap();
+    let got = gpu::ln_gpu(gpu_ctx(), &xs).unwrap();
     let mut off = 0usize;
     let mut twin = 0usize;
     for (&x, &g) in xs.iter().zip(&got) {
@@ -233,7 +220,7 @@ fn ln_f32_is_within_one_ulp() {
         f32::NAN,
         f32::NEG_INFINITY,
     ];
-    let got = gpu::ln_gpu(ctx(), &specials).unwrap();
+    let got = gpu::ln_gpu(gpu_ctx(), &specials).unwrap();
     assert_eq!(got[0], f32::NEG_INFINITY);
     assert_eq!(got[1], f32::NEG_INFINITY);
     assert!(got[2].is_nan());
@@ -265,7 +252,7 @@ fn sortable_keys_match_cpu() {
             xs.push(x);
         }
     }
-    let got = gpu::sortable_keys_gpu(ctx(), &xs).unwrap();
+    let got = gpu::sortable_keys_gpu(gpu_ctx(), &xs).unwrap();
     for (&x, &(key, back)) in xs.iter().zip(&got) {
         assert_eq!(key, wgsample::twins::f32_to_sortable_key(x), "key of {x:e}");
         assert_eq!(back.to_bits(), x.to_bits(), "round trip of {x:e}");
@@ -368,7 +355,7 @@ fn fill_row(r: &mut Rng, row: &mut [f32], kind: usize) {
 
 #[test]
 fn argmax_matches_cpu_reference() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let pipe = ArgmaxPipeline::new(&ctx.device).unwrap();
     let mut r = Rng(1234);
     let vocabs = [1usize, 2, 7, 1000, 32000, 128_256];
@@ -412,7 +399,7 @@ fn argmax_host_convenience_and_extremes() {
         1e-45,
         0.0,
     ];
-    let got = gpu::argmax_host(ctx(), &logits, 3, v).unwrap();
+    let got = gpu::argmax_host(gpu_ctx(), &logits, 3, v).unwrap();
     check_rows(&logits, v, &got, "extremes");
     assert_eq!(got[0].token, 1);
     assert_eq!(got[1].token, 2);
@@ -454,7 +441,7 @@ fn argmax_invalid_and_empty_rows() {
         kinds.push(kind);
         logits.extend(x);
     }
-    let got = gpu::argmax_host(ctx(), &logits, 24, v).unwrap();
+    let got = gpu::argmax_host(gpu_ctx(), &logits, 24, v).unwrap();
     check_rows(&logits, v, &got, "invalid rows");
     for (out, kind) in got.iter().zip(&kinds) {
         let want = match kind {
@@ -472,7 +459,7 @@ fn argmax_invalid_and_empty_rows() {
 
 #[test]
 fn argmax_large_batch_uses_2d_grid() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let max = ctx.device.limits().max_compute_workgroups_per_dimension as usize;
     let batch = max + 3;
     let v = 2;
@@ -522,7 +509,7 @@ fn read_outputs(
 
 #[test]
 fn record_into_caller_encoder_at_unaligned_offset() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let pipe = ArgmaxPipeline::new(&ctx.device).unwrap();
     let (batch, vocab) = (5usize, 333usize);
     let mut r = Rng(3);
@@ -565,7 +552,7 @@ fn record_into_caller_encoder_at_unaligned_offset() {
 
 #[test]
 fn bad_shapes_and_buffers_are_errors_not_panics() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let dev = &ctx.device;
     let pipe = ArgmaxPipeline::new(dev).unwrap();
     let data = vec![1.0f32; 64];
@@ -669,7 +656,7 @@ fn bad_shapes_and_buffers_are_errors_not_panics() {
 
 #[test]
 fn describe_names_adapter_and_backend() {
-    let c = ctx();
+    let c = gpu_ctx();
     let d = c.describe();
     assert!(d.contains(&c.adapter_info.name), "{d}");
     assert!(d.contains(c.adapter_info.backend.to_str()), "{d}");
