@@ -6,33 +6,10 @@
 
 mod support;
 
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use support::gpu_ctx;
 use wgsample::gpu::{self, ArgmaxPipeline, GpuContext, ROW_OUTPUT_BYTES};
 use wgsample::{Error, NO_TOKEN, RowOutput, Status, rng};
-
-/// splitmix64: a small deterministic generator for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn next_u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-    /// Uniform in [lo, hi).
-    fn f32_in(&mut self, lo: f32, hi: f32) -> f32 {
-        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * u
-    }
-}
 
 // ------------------------------------------------------------------ Philox
 
@@ -78,14 +55,14 @@ fn philox_matches_cpu_on_random_and_edge_inputs() {
         0xD251_1F53,
         0xCD9E_8D57,
     ];
-    let mut r = Rng(7);
+    let mut r = StdRng::seed_from_u64(7);
     let mut inputs = Vec::new();
     for _ in 0..4000 {
         let mut pick = || {
-            if r.below(3) == 0 {
-                edges[r.below(edges.len())]
+            if r.random_range(0..3) == 0 {
+                edges[r.random_range(0..edges.len())]
             } else {
-                r.next_u32()
+                r.random::<u32>()
             }
         };
         inputs.push(([pick(), pick(), pick(), pick()], [pick(), pick()]));
@@ -174,17 +151,17 @@ fn ln_f32_is_within_one_ulp() {
         std::f32::consts::E,
         5.960_464_5e-8,
     ];
-    let mut r = Rng(11);
+    let mut r = StdRng::seed_from_u64(11);
     for _ in 0..50_000 {
         // Positive finite floats, uniform over the bit patterns.
-        let bits = r.next_u32() & 0x7FFF_FFFF;
+        let bits = r.random::<u32>() & 0x7FFF_FFFF;
         if bits < 0x7F80_0000 && bits != 0 {
             xs.push(f32::from_bits(bits));
         }
     }
     for _ in 0..50_000 {
-        xs.push(r.f32_in(0.25, 4.0));
-        xs.push(1.0 - r.f32_in(0.0, 1.0e-3));
+        xs.push(r.random_range(0.25..4.0));
+        xs.push(1.0 - r.random_range(0.0..1.0e-3));
     }
     // Every uniform the Gumbel chain can see near 1.
     for k in 0..4096u32 {
@@ -245,9 +222,9 @@ fn sortable_keys_match_cpu() {
         f32::MAX,
         f32::MIN,
     ];
-    let mut r = Rng(5);
+    let mut r = StdRng::seed_from_u64(5);
     for _ in 0..10_000 {
-        let x = f32::from_bits(r.next_u32());
+        let x = f32::from_bits(r.random::<u32>());
         if !x.is_nan() {
             xs.push(x);
         }
@@ -320,21 +297,21 @@ fn check_rows(logits: &[f32], vocab: usize, got: &[RowOutput], what: &str) {
 }
 
 /// A random row with deliberate ties at the maximum.
-fn fill_row(r: &mut Rng, row: &mut [f32], kind: usize) {
+fn fill_row(r: &mut StdRng, row: &mut [f32], kind: usize) {
     let v = row.len();
     let scale = [1.0f32, 10.0, 0.01, 30.0][kind % 4];
     for x in row.iter_mut() {
-        *x = r.f32_in(-scale, scale);
+        *x = r.random_range(-scale..scale);
     }
     match kind % 5 {
         // Ties: copies of the max at random places, and in the same and
         // different invocation strides (256 apart).
         0 | 1 => {
             let top = scale * 1.5;
-            let first = r.below(v);
+            let first = r.random_range(0..v);
             row[first] = top;
-            for _ in 0..1 + r.below(4) {
-                row[r.below(v)] = top;
+            for _ in 0..1 + r.random_range(0..4) {
+                row[r.random_range(0..v)] = top;
             }
             if first + 256 < v {
                 row[first + 256] = top;
@@ -346,7 +323,7 @@ fn fill_row(r: &mut Rng, row: &mut [f32], kind: usize) {
         // Some masked (-inf) values.
         3 => {
             for _ in 0..v.div_ceil(3) {
-                row[r.below(v)] = f32::NEG_INFINITY;
+                row[r.random_range(0..v)] = f32::NEG_INFINITY;
             }
         }
         _ => {}
@@ -357,7 +334,7 @@ fn fill_row(r: &mut Rng, row: &mut [f32], kind: usize) {
 fn argmax_matches_cpu_reference() {
     let ctx = gpu_ctx();
     let pipe = ArgmaxPipeline::new(&ctx.device).unwrap();
-    let mut r = Rng(1234);
+    let mut r = StdRng::seed_from_u64(1234);
     let vocabs = [1usize, 2, 7, 1000, 32000, 128_256];
     for &vocab in &vocabs {
         let batches: Vec<usize> = if vocab <= 1000 {
@@ -417,13 +394,13 @@ fn argmax_invalid_and_empty_rows() {
         0xFFFF_FFFF,
         0x7FBF_FFFF,
     ];
-    let mut r = Rng(99);
+    let mut r = StdRng::seed_from_u64(99);
     let mut logits = Vec::new();
     let mut kinds = Vec::new();
     for row in 0..24 {
-        let mut x: Vec<f32> = (0..v).map(|_| r.f32_in(-5.0, 5.0)).collect();
+        let mut x: Vec<f32> = (0..v).map(|_| r.random_range(-5.0..5.0)).collect();
         let kind = row % 6;
-        let at = r.below(v);
+        let at = r.random_range(0..v);
         match kind {
             0 => {}
             1 => x[at] = f32::from_bits(nan_bits[row % nan_bits.len()]),
@@ -512,7 +489,7 @@ fn record_into_caller_encoder_at_unaligned_offset() {
     let ctx = gpu_ctx();
     let pipe = ArgmaxPipeline::new(&ctx.device).unwrap();
     let (batch, vocab) = (5usize, 333usize);
-    let mut r = Rng(3);
+    let mut r = StdRng::seed_from_u64(3);
     let mut logits = vec![0.0f32; batch * vocab];
     for (i, row) in logits.chunks_mut(vocab).enumerate() {
         fill_row(&mut r, row, i);
