@@ -34,6 +34,7 @@
 #[path = "../tests/oracle/mod.rs"]
 mod oracle;
 
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::time::Instant;
 use wgsample::decode::{
     BigramModel, Detokenizer, StepInfo, StopChecker, StopCriteria, StopReason, bigram_logits_cpu,
@@ -118,27 +119,18 @@ fn show_rss(kib: Option<u64>) -> String {
     }
 }
 
-/// SplitMix64: the table's pseudo-random numbers.
-fn splitmix(x: &mut u64) -> u64 {
-    *x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// A `[V, V]` table: every row has a few strong successors (so text has
 /// structure and penalties matter) over a noisy floor.
 fn table(v: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut t = vec![0.0f32; v * v];
     for row in t.chunks_exact_mut(v) {
         for x in row.iter_mut() {
-            *x = (splitmix(&mut s) % 4096) as f32 / 4096.0 * 4.0 - 2.0;
+            *x = rng.random_range(0..4096) as f32 / 4096.0 * 4.0 - 2.0;
         }
         for _ in 0..8 {
-            let j = (splitmix(&mut s) % v as u64) as usize;
-            row[j] += 4.0 + (splitmix(&mut s) % 1024) as f32 / 512.0;
+            let j = rng.random_range(0..v);
+            row[j] += 4.0 + rng.random_range(0..1024) as f32 / 512.0;
         }
     }
     t

@@ -7,15 +7,15 @@
 //! GPU tests run on whatever adapter `open_device` finds (lavapipe here
 //! and in CI); without one they fail and say how to install a driver.
 
-use std::sync::OnceLock;
+mod support;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
+use support::gpu_ctx;
 use wgsample::Error;
 use wgsample::beam::{
     BeamBackend, BeamConfig, BeamSearch, Candidate, DEAD_BEAM_SCORE, EarlyStopping, GpuBeamStep,
     Hypothesis, MAX_K, beam_search, beam_search_bigram, cpu_step,
 };
-use wgsample::gpu::{GpuContext, INSTALL_HINT, open_device};
 
 const NEG: f32 = f32::NEG_INFINITY;
 const MODES: [EarlyStopping; 3] = [
@@ -23,11 +23,6 @@ const MODES: [EarlyStopping; 3] = [
     EarlyStopping::False,
     EarlyStopping::Never,
 ];
-
-fn ctx() -> &'static GpuContext {
-    static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(|| open_device().unwrap_or_else(|e| panic!("{e}; {INSTALL_HINT}")))
-}
 
 fn cfg(b: u32, lp: f32, mode: EarlyStopping, eos: &[u32], max_new: u32, nrs: u32) -> BeamConfig {
     BeamConfig {
@@ -387,7 +382,7 @@ fn hand_greedy_is_suboptimal() {
         ln_row(&[0.0, 0.3, 0.3, 0.4]),
     ];
     let bigram: Vec<f32> = rows.concat();
-    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(ctx())] {
+    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(gpu_ctx())] {
         for mode in MODES {
             let greedy =
                 beam_search_bigram(&bigram, 4, 0, &cfg(1, 1.0, mode, &[3], 2, 1), backend).unwrap();
@@ -438,7 +433,7 @@ fn hand_length_penalty_and_early_stopping() {
         l(0.55 * 0.4 * 0.6),
         l(0.55 * 0.4 * 0.4),
     );
-    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(ctx())] {
+    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(gpu_ctx())] {
         for mode in MODES {
             let run = |lp: f32| {
                 beam_search_bigram(&bigram, 3, 0, &cfg(2, lp, mode, &[2], 3, 2), backend).unwrap()
@@ -484,7 +479,7 @@ fn hand_never_against_false() {
         ln_row(&[0.0, 0.5, 0.5]),
     ];
     let bigram: Vec<f32> = rows.concat();
-    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(ctx())] {
+    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(gpu_ctx())] {
         let run = |mode| {
             beam_search_bigram(&bigram, 3, 0, &cfg(1, 2.0, mode, &[2], 3, 1), backend).unwrap()
         };
@@ -510,7 +505,7 @@ fn hand_multiple_eos() {
         ln_row(&[0.25; 4]),
     ];
     let bigram: Vec<f32> = rows.concat();
-    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(ctx())] {
+    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(gpu_ctx())] {
         let r = beam_search_bigram(
             &bigram,
             4,
@@ -659,7 +654,7 @@ fn gpu_step_matches_cpu() {
         (1, 2, 5000, MAX_K as usize),
     ] {
         let rows = g * b;
-        let mut step = GpuBeamStep::new(ctx(), g as u32, b as u32, v as u32, k as u32).unwrap();
+        let mut step = GpuBeamStep::new(gpu_ctx(), g as u32, b as u32, v as u32, k as u32).unwrap();
         for rep in 0..2 {
             let logits = step_logits(&mut rng, rows, v, rep == 1);
             let scores = step_scores(&mut rng, rows, b);
@@ -682,7 +677,7 @@ fn gpu_step_matches_cpu() {
 /// that is a multiple of 4 but not of the storage alignment.
 #[test]
 fn gpu_step_reads_logits_in_place() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let mut rng = StdRng::seed_from_u64(13);
     let (g, b, v, k) = (2usize, 3usize, 6000usize, 6usize);
     let logits = step_logits(&mut rng, g * b, v, false);
@@ -748,7 +743,8 @@ fn gpu_search_matches_cpu() {
             let c = cfg(b, lp, mode, &eos, rng.random_range(3..10), b.min(3));
             let start = rng.random_range(0..v as u32);
             let want = beam_search_bigram(&bigram, v, start, &c, BeamBackend::Cpu).unwrap();
-            let got = beam_search_bigram(&bigram, v, start, &c, BeamBackend::Gpu(ctx())).unwrap();
+            let got =
+                beam_search_bigram(&bigram, v, start, &c, BeamBackend::Gpu(gpu_ctx())).unwrap();
             assert_eq!(got.len(), want.len());
             for (x, y) in got.iter().zip(&want) {
                 assert_eq!(x.tokens, y.tokens, "{c:?} v {v}");
@@ -775,8 +771,14 @@ fn several_groups_on_the_gpu() {
     for mode in MODES {
         let c = cfg(3, 1.0, mode, &[5, 9], 8, 2);
         let mut search = BeamSearch::new(&c, v, starts.len()).unwrap();
-        let mut step =
-            GpuBeamStep::new(ctx(), starts.len() as u32, 3, v as u32, search.k() as u32).unwrap();
+        let mut step = GpuBeamStep::new(
+            gpu_ctx(),
+            starts.len() as u32,
+            3,
+            v as u32,
+            search.k() as u32,
+        )
+        .unwrap();
         let mut steps = 0;
         while !search.is_done() {
             let mut logits = Vec::new();
@@ -811,7 +813,7 @@ fn bad_input_is_an_error() {
     let v = 5;
     let bigram = vec![0.0f32; v * v];
     let good = cfg(2, 1.0, EarlyStopping::False, &[4], 3, 1);
-    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(ctx())] {
+    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(gpu_ctx())] {
         let bad_cfgs: Vec<(BeamConfig, &str)> = vec![
             (
                 BeamConfig {
@@ -913,7 +915,7 @@ fn bad_input_is_an_error() {
     assert!(cpu_step(&[0.0; 10], &[0.0, 0.0], 2, 5, 0).is_err());
     assert!(cpu_step(&[0.0; 10], &[0.0, f32::INFINITY], 2, 5, 2).is_err());
     assert!(cpu_step(&[0.0; 9], &[0.0, 0.0], 2, 5, 2).is_err());
-    let c = ctx();
+    let c = gpu_ctx();
     assert!(GpuBeamStep::new(c, 1, 2, 5, 11).is_err());
     assert!(GpuBeamStep::new(c, 0, 2, 5, 2).is_err());
     let e = GpuBeamStep::new(c, 1, 2, 5000, MAX_K + 1).unwrap_err();
@@ -956,7 +958,7 @@ fn huge_beam_counts_and_out_of_range_groups_are_errors() {
     // num_beams = u32::MAX with V = 1 fits the u32 candidate index, but
     // would allocate billions of beams: an error naming the limit.
     let c = cfg(u32::MAX, 1.0, EarlyStopping::False, &[], 3, 1);
-    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(ctx())] {
+    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(gpu_ctx())] {
         let e = beam_search_bigram(&[0.0], 1, 0, &c, backend).unwrap_err();
         assert!(
             e.to_string()

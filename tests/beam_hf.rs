@@ -20,16 +20,11 @@
 //! (V 3 to 6, 2 to 4 beams, masked rows, length_penalty 0, 1, 2, -1, 0.5),
 //! each in the three early_stopping modes.
 
-use std::sync::OnceLock;
+mod support;
 
 use serde_json::Value;
+use support::gpu_ctx;
 use wgsample::beam::{BeamBackend, BeamConfig, EarlyStopping, Hypothesis, beam_search_bigram};
-use wgsample::gpu::{GpuContext, INSTALL_HINT, open_device};
-
-fn ctx() -> &'static GpuContext {
-    static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(|| open_device().unwrap_or_else(|e| panic!("{e}; {INSTALL_HINT}")))
-}
 
 /// The V = 1000 table of `masked_v1000_table(eos_in_start_row)` in
 /// scripts/hf_beam_reference.py, entry for entry.
@@ -222,7 +217,7 @@ fn cpu_beam_search_equals_hf_transformers() {
 
 #[test]
 fn gpu_beam_search_equals_hf_transformers() {
-    run_all(BeamBackend::Gpu(ctx()));
+    run_all(BeamBackend::Gpu(gpu_ctx()));
 }
 
 #[test]
@@ -249,7 +244,7 @@ fn the_issue_repro_returns_hf_real_hypotheses_in_every_mode() {
             max_new_tokens: 3,
             num_return_sequences: 4,
         };
-        for backend in [BeamBackend::Cpu, BeamBackend::Gpu(ctx())] {
+        for backend in [BeamBackend::Cpu, BeamBackend::Gpu(gpu_ctx())] {
             let got = beam_search_bigram(&table, 3, 0, &cfg, backend).unwrap();
             assert_eq!(got.len(), 4, "{mode}: {got:?}");
             for (g, (t, s)) in got.iter().zip(want) {
@@ -272,7 +267,7 @@ fn more_beams_than_tokens_returns_only_real_hypotheses() {
         max_new_tokens: 3,
         num_return_sequences: 3,
     };
-    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(ctx())] {
+    for backend in [BeamBackend::Cpu, BeamBackend::Gpu(gpu_ctx())] {
         let got = beam_search_bigram(&[0.0], 1, 0, &cfg, backend).unwrap();
         assert_eq!(
             got,

@@ -17,6 +17,7 @@
 //! otherwise a fresh random seed each run.
 
 mod oracle;
+mod support;
 
 use oracle::{OracleOut, OracleState, check_distribution, check_output, oracle_row};
 use proptest::collection::{btree_map, vec};
@@ -24,6 +25,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::cell::{Cell, RefCell};
+use support::logits::{U1_MIN, box_muller};
 use wgsample::{
     CpuSampler, Logits, RowOutput, RowState, SamplingParams, Status, filtered_distribution,
 };
@@ -71,15 +73,15 @@ impl Case {
     }
 }
 
-fn box_muller(a: f64, b: f64) -> f32 {
-    // a in [0, 1) -> 1 - a in (0, 1].
-    ((-2.0 * (1.0 - a).ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()) as f32
+/// The two uniforms of one Box-Muller normal (`support::logits`).
+fn uniforms() -> (std::ops::Range<f32>, std::ops::Range<f32>) {
+    (U1_MIN..1.0, 0.0..1.0)
 }
 
 fn logits_strategy(v: usize) -> BoxedStrategy<Vec<f32>> {
-    let normal = (vec((0.0f64..1.0, 0.0f64..1.0), v), 0.1f32..3.0).prop_map(|(uv, s)| {
+    let normal = (vec(uniforms(), v), 0.1f32..3.0).prop_map(|(uv, s)| {
         uv.into_iter()
-            .map(|(a, b)| box_muller(a, b) * s)
+            .map(|(u1, u2)| box_muller(s, u1, u2))
             .collect::<Vec<f32>>()
     });
     let ints = vec(-3i32..=3, v).prop_map(|x| x.into_iter().map(|i| i as f32).collect());
@@ -106,10 +108,10 @@ fn logits_strategy(v: usize) -> BoxedStrategy<Vec<f32>> {
     // (with T down to 1e-3, |z / T| up to about 4e7), rows mixing -inf,
     // huge (up to f32::MAX), tiny and subnormal values with ordinary ones,
     // and rows of subnormals only.
-    let wide = (vec((0.0f64..1.0, 0.0f64..1.0), v), -3.0f64..4.0).prop_map(|(uv, e)| {
+    let wide = (vec(uniforms(), v), -3.0f64..4.0).prop_map(|(uv, e)| {
         let s = 10f64.powf(e) as f32;
         uv.into_iter()
-            .map(|(a, b)| box_muller(a, b) * s)
+            .map(|(u1, u2)| box_muller(s, u1, u2))
             .collect::<Vec<f32>>()
     });
     let subnormal = (1u32..0x0080_0000).prop_map(f32::from_bits);

@@ -6,11 +6,14 @@
 //! The GPU tests run on whatever adapter `open_device` finds (lavapipe here
 //! and in CI); without one they fail with the install hint, they never skip.
 
+mod support;
+
+use support::gpu_ctx;
 use wgsample::decode::{
     self, Backend, DecodeEvent, DecodeSpec, Readback, StepInfo, StopChecker, StopCriteria,
     StopReason,
 };
-use wgsample::gpu::{GpuContext, GpuSampler, INSTALL_HINT, SamplerConfig, open_device};
+use wgsample::gpu::{GpuSampler, SamplerConfig};
 use wgsample::{NO_TOKEN, RowState, SamplingParams, Status};
 
 // ---------------------------------------------------------------------------
@@ -245,12 +248,6 @@ fn bad_criteria_are_errors() {
 // Decode loop on the bigram model
 // ---------------------------------------------------------------------------
 
-fn ctx() -> GpuContext {
-    open_device().unwrap_or_else(|e| {
-        panic!("GPU tests need a wgpu adapter: {e}. To get one, {INSTALL_HINT}")
-    })
-}
-
 /// A `[V, V]` table with varied, well-separated logits.
 fn table(vocab: usize, salt: usize) -> Vec<f32> {
     (0..vocab * vocab)
@@ -297,7 +294,7 @@ fn collect(out: &mut Events) -> impl FnMut(&DecodeEvent<'_>) + '_ {
 
 #[test]
 fn the_loop_maps_only_the_row_results_never_logits() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let (v, b) = (1000usize, 3usize);
     let t = table(v, 1);
     let ps = params(
@@ -321,7 +318,7 @@ fn the_loop_maps_only_the_row_results_never_logits() {
         v,
         &starts,
         &spec,
-        Backend::Gpu(&ctx),
+        Backend::Gpu(ctx),
         collect(&mut ev_step),
     )
     .unwrap();
@@ -340,7 +337,7 @@ fn the_loop_maps_only_the_row_results_never_logits() {
         v,
         &starts,
         &spec,
-        Backend::Gpu(&ctx),
+        Backend::Gpu(ctx),
         collect(&mut ev_end),
     )
     .unwrap();
@@ -361,7 +358,7 @@ fn the_loop_maps_only_the_row_results_never_logits() {
 
 #[test]
 fn early_stop_reads_each_step_and_exits_when_all_rows_stopped() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let v = 64usize;
     let t = table(v, 2);
     // Greedy chain from each start; make token 5 the argmax after 4, and
@@ -373,7 +370,7 @@ fn early_stop_reads_each_step_and_exits_when_all_rows_stopped() {
     let ps = params(2, SamplingParams::greedy());
     let crit = StopCriteria::new(40).with_eos([7]);
     let spec = DecodeSpec::new(&ps, &crit);
-    let gpu = decode::generate(&t2, v, &[6, 4], &spec, Backend::Gpu(&ctx), |_| {}).unwrap();
+    let gpu = decode::generate(&t2, v, &[6, 4], &spec, Backend::Gpu(ctx), |_| {}).unwrap();
     let cpu = decode::generate(&t2, v, &[6, 4], &spec, Backend::Cpu, |_| {}).unwrap();
     assert_same(&gpu.sequences, &cpu.sequences);
     assert_eq!(gpu.sequences[0].tokens, [4, 5, 7]);
@@ -393,7 +390,7 @@ fn early_stop_reads_each_step_and_exits_when_all_rows_stopped() {
     // the same stops in the history.
     let mut spec_end = spec;
     spec_end.readback = Readback::AtEnd;
-    let end = decode::generate(&t2, v, &[6, 4], &spec_end, Backend::Gpu(&ctx), |_| {}).unwrap();
+    let end = decode::generate(&t2, v, &[6, 4], &spec_end, Backend::Gpu(ctx), |_| {}).unwrap();
     assert_same(&end.sequences, &gpu.sequences);
     assert_eq!(end.stats.steps, 40);
     assert_eq!(end.stats.maps, 1);
@@ -405,7 +402,7 @@ fn early_stop_reads_each_step_and_exits_when_all_rows_stopped() {
 /// stop reasons and the streamed events.
 #[test]
 fn bigram_gpu_equals_cpu() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let v = 300usize;
     let t = table(v, 3);
     // Text for stop strings: token i is a letter, some are newlines.
@@ -471,15 +468,8 @@ fn bigram_gpu_equals_cpu() {
         spec.detokenizer = Some(&detok);
         let mut ev_g = Events::new();
         let mut ev_c = Events::new();
-        let g = decode::generate(
-            &t,
-            v,
-            &starts,
-            &spec,
-            Backend::Gpu(&ctx),
-            collect(&mut ev_g),
-        )
-        .unwrap();
+        let g =
+            decode::generate(&t, v, &starts, &spec, Backend::Gpu(ctx), collect(&mut ev_g)).unwrap();
         let c = decode::generate(&t, v, &starts, &spec, Backend::Cpu, collect(&mut ev_c)).unwrap();
         assert_eq!(ev_g, ev_c, "set {i}: events differ");
         for (r, (sg, sc)) in g.sequences.iter().zip(&c.sequences).enumerate() {
@@ -515,12 +505,12 @@ fn bigram_gpu_equals_cpu() {
 fn a_custom_model_step_reads_the_tokens_on_the_device() {
     // The model step is any recorded GPU work: here the bigram gather on a
     // sampler the test owns, driven through decode_gpu directly.
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let v = 40u32;
     let t = table(v as usize, 4);
-    let model = decode::BigramModel::new(&ctx, &t, v, 2).unwrap();
+    let model = decode::BigramModel::new(ctx, &t, v, 2).unwrap();
     model.set_start(&[7, 8]).unwrap();
-    let mut sampler = GpuSampler::new(&ctx, SamplerConfig::new(2, v)).unwrap();
+    let mut sampler = GpuSampler::new(ctx, SamplerConfig::new(2, v)).unwrap();
     let ps = params(
         2,
         SamplingParams {
@@ -553,7 +543,7 @@ fn a_custom_model_step_reads_the_tokens_on_the_device() {
 
 #[test]
 fn rows_without_a_token_stop_with_the_status() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let v = 16usize;
     let mut t = table(v, 5);
     // After token 3 every logit is -inf except when banned... make row 3
@@ -566,7 +556,7 @@ fn rows_without_a_token_stop_with_the_status() {
     let ps = params(2, SamplingParams::greedy());
     let crit = StopCriteria::new(5).with_eos([15]);
     let spec = DecodeSpec::new(&ps, &crit);
-    let g = decode::generate(&t, v, &[2, 2], &spec, Backend::Gpu(&ctx), |_| {}).unwrap();
+    let g = decode::generate(&t, v, &[2, 2], &spec, Backend::Gpu(ctx), |_| {}).unwrap();
     let c = decode::generate(&t, v, &[2, 2], &spec, Backend::Cpu, |_| {}).unwrap();
     assert_same(&g.sequences, &c.sequences);
     assert_eq!(g.sequences[0].tokens, [3]);
@@ -579,12 +569,12 @@ fn rows_without_a_token_stop_with_the_status() {
 
 #[test]
 fn bad_input_is_an_error_before_anything_runs() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let t = table(8, 6);
     let ps = params(2, SamplingParams::default());
     let crit = StopCriteria::new(3);
     let spec = DecodeSpec::new(&ps, &crit);
-    for backend in [Backend::Cpu, Backend::Gpu(&ctx)] {
+    for backend in [Backend::Cpu, Backend::Gpu(ctx)] {
         assert!(decode::generate(&t, 7, &[0, 0], &spec, backend, |_| {}).is_err());
         assert!(decode::generate(&t, 8, &[0, 8], &spec, backend, |_| {}).is_err());
         assert!(decode::generate(&t, 8, &[0], &spec, backend, |_| {}).is_err());

@@ -3,23 +3,19 @@
 //! `Error::InvalidArgument`, and a bad parameter is `Error::InvalidParams`
 //! naming the row and field. Runs on the real device (lavapipe here).
 
-use wgsample::gpu::{GpuContext, GpuSampler, INSTALL_HINT, SamplerConfig, open_device};
-use wgsample::{CpuSampler, Error, RowState, SamplingParams};
+mod support;
 
-fn ctx() -> GpuContext {
-    match open_device() {
-        Ok(c) => c,
-        Err(e) => panic!("no GPU adapter ({e}); {INSTALL_HINT}"),
-    }
-}
+use support::gpu_ctx;
+use wgsample::gpu::{GpuSampler, SamplerConfig};
+use wgsample::{CpuSampler, Error, RowState, SamplingParams};
 
 #[test]
 fn a_vocabulary_past_the_grid_limit_is_a_limit_error() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let max = ctx.device.limits().max_compute_workgroups_per_dimension;
     // One workgroup per 1024 logits: one more chunk than the grid allows.
     let vocab = (max + 1) * 1024;
-    let e = GpuSampler::new(&ctx, SamplerConfig::new(1, vocab)).unwrap_err();
+    let e = GpuSampler::new(ctx, SamplerConfig::new(1, vocab)).unwrap_err();
     match &e {
         Error::Limit {
             limit_name,
@@ -42,8 +38,8 @@ fn a_vocabulary_past_the_grid_limit_is_a_limit_error() {
 
 #[test]
 fn misuse_and_bad_params_have_their_own_variants() {
-    let ctx = ctx();
-    let e = GpuSampler::new(&ctx, SamplerConfig::new(0, 16)).unwrap_err();
+    let ctx = gpu_ctx();
+    let e = GpuSampler::new(ctx, SamplerConfig::new(0, 16)).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
 
     let mut cpu = CpuSampler::new();

@@ -4,49 +4,13 @@
 //! These tests never skip: without a wgpu adapter they fail, saying how to
 //! install a Vulkan driver (lavapipe runs them on any machine).
 
-use std::sync::OnceLock;
+mod support;
 
-use wgsample::gpu::{self, GpuContext};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use support::gpu_ctx;
+use wgsample::gpu::GpuContext;
 use wgsample::testing::{self, ArgmaxPipeline, ROW_OUTPUT_BYTES};
 use wgsample::{Error, NO_TOKEN, RowOutput, Status, rng};
-
-fn ctx() -> &'static GpuContext {
-    static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(|| {
-        let ctx = gpu::open_device().unwrap_or_else(|e| {
-            panic!(
-                "the GPU tests need a wgpu adapter: {e}\n\
-                 hint: apt-get install mesa-vulkan-drivers libvulkan1 (lavapipe, no GPU needed)"
-            )
-        });
-        eprintln!("gpu_foundation: running on {}", ctx.describe());
-        ctx
-    })
-}
-
-/// splitmix64: a small deterministic generator for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn next_u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-    /// Uniform in [lo, hi).
-    fn f32_in(&mut self, lo: f32, hi: f32) -> f32 {
-        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * u
-    }
-}
 
 // ------------------------------------------------------------------ Philox
 
@@ -65,7 +29,7 @@ fn philox_known_answers_on_gpu() {
         [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd],
         [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1],
     ];
-    let got = testing::philox_words_gpu(ctx(), &inputs).unwrap();
+    let got = testing::philox_words_gpu(gpu_ctx(), &inputs).unwrap();
     for (i, (g, e)) in got.iter().zip(expected.iter()).enumerate() {
         assert_eq!(
             g, e,
@@ -92,14 +56,14 @@ fn philox_matches_cpu_on_random_and_edge_inputs() {
         0xD251_1F53,
         0xCD9E_8D57,
     ];
-    let mut r = Rng(7);
+    let mut r = StdRng::seed_from_u64(7);
     let mut inputs = Vec::new();
     for _ in 0..4000 {
         let mut pick = || {
-            if r.below(3) == 0 {
-                edges[r.below(edges.len())]
+            if r.random_range(0..3) == 0 {
+                edges[r.random_range(0..edges.len())]
             } else {
-                r.next_u32()
+                r.random::<u32>()
             }
         };
         inputs.push(([pick(), pick(), pick(), pick()], [pick(), pick()]));
@@ -108,7 +72,7 @@ fn philox_matches_cpu_on_random_and_edge_inputs() {
         inputs.push(([a; 4], [a; 2]));
         inputs.push(([a, 0, a, 0], [0, a]));
     }
-    let got = testing::philox_words_gpu(ctx(), &inputs).unwrap();
+    let got = testing::philox_words_gpu(gpu_ctx(), &inputs).unwrap();
     assert_eq!(got.len(), inputs.len());
     for ((c, k), g) in inputs.iter().zip(&got) {
         assert_eq!(
@@ -140,13 +104,12 @@ fn gumbel_matches_cpu() {
     let mut total = 0usize;
     let mut worst = 0.0f32;
     for (seed, step, n) in cases {
-        let got = testing::gumbel_gpu(ctx(), seed, step, n).unwrap();
+        let got = testing::gumbel_gpu(gpu_ctx(), seed, step, n).unwrap();
         assert_eq!(got.len(), n as usize);
         for (i, &g) in got.iter().enumerate() {
             let want = rng::gumbel(seed, step, i as u32);
             let u = rng::uniform_from_word(rng::word(seed, step, i as u32));
-            if g.to_bits() == (-wgsample::testing::ln_f32(-wgsample::testing::ln_f32(u))).to_bits()
-            {
+            if g.to_bits() == (-wgsample::testing::ln_f32(-wgsample::testing::ln_f32(u))).to_bits() {
                 twin += 1;
             }
             total += 1;
@@ -189,23 +152,23 @@ fn ln_f32_is_within_one_ulp() {
         std::f32::consts::E,
         5.960_464_5e-8,
     ];
-    let mut r = Rng(11);
+    let mut r = StdRng::seed_from_u64(11);
     for _ in 0..50_000 {
         // Positive finite floats, uniform over the bit patterns.
-        let bits = r.next_u32() & 0x7FFF_FFFF;
+        let bits = r.random::<u32>() & 0x7FFF_FFFF;
         if bits < 0x7F80_0000 && bits != 0 {
             xs.push(f32::from_bits(bits));
         }
     }
     for _ in 0..50_000 {
-        xs.push(r.f32_in(0.25, 4.0));
-        xs.push(1.0 - r.f32_in(0.0, 1.0e-3));
+        xs.push(r.random_range(0.25..4.0));
+        xs.push(1.0 - r.random_range(0.0..1.0e-3));
     }
     // Every uniform the Gumbel chain can see near 1.
     for k in 0..4096u32 {
         xs.push(rng::uniform_from_word((0x007F_FFFF - k) << 9));
     }
-    let got = testing::ln_gpu(ctx(), &xs).unwrap();
+    let got = testing::ln_gpu(gpu_ctx(), &xs).unwrap();
     let mut off = 0usize;
     let mut twin = 0usize;
     for (&x, &g) in xs.iter().zip(&got) {
@@ -235,7 +198,7 @@ fn ln_f32_is_within_one_ulp() {
         f32::NAN,
         f32::NEG_INFINITY,
     ];
-    let got = testing::ln_gpu(ctx(), &specials).unwrap();
+    let got = testing::ln_gpu(gpu_ctx(), &specials).unwrap();
     assert_eq!(got[0], f32::NEG_INFINITY);
     assert_eq!(got[1], f32::NEG_INFINITY);
     assert!(got[2].is_nan());
@@ -260,20 +223,16 @@ fn sortable_keys_match_cpu() {
         f32::MAX,
         f32::MIN,
     ];
-    let mut r = Rng(5);
+    let mut r = StdRng::seed_from_u64(5);
     for _ in 0..10_000 {
-        let x = f32::from_bits(r.next_u32());
+        let x = f32::from_bits(r.random::<u32>());
         if !x.is_nan() {
             xs.push(x);
         }
     }
-    let got = testing::sortable_keys_gpu(ctx(), &xs).unwrap();
+    let got = testing::sortable_keys_gpu(gpu_ctx(), &xs).unwrap();
     for (&x, &(key, back)) in xs.iter().zip(&got) {
-        assert_eq!(
-            key,
-            wgsample::testing::f32_to_sortable_key(x),
-            "key of {x:e}"
-        );
+        assert_eq!(key, wgsample::testing::f32_to_sortable_key(x), "key of {x:e}");
         assert_eq!(back.to_bits(), x.to_bits(), "round trip of {x:e}");
     }
     let mut sorted = xs.clone();
@@ -339,21 +298,21 @@ fn check_rows(logits: &[f32], vocab: usize, got: &[RowOutput], what: &str) {
 }
 
 /// A random row with deliberate ties at the maximum.
-fn fill_row(r: &mut Rng, row: &mut [f32], kind: usize) {
+fn fill_row(r: &mut StdRng, row: &mut [f32], kind: usize) {
     let v = row.len();
     let scale = [1.0f32, 10.0, 0.01, 30.0][kind % 4];
     for x in row.iter_mut() {
-        *x = r.f32_in(-scale, scale);
+        *x = r.random_range(-scale..scale);
     }
     match kind % 5 {
         // Ties: copies of the max at random places, and in the same and
         // different invocation strides (256 apart).
         0 | 1 => {
             let top = scale * 1.5;
-            let first = r.below(v);
+            let first = r.random_range(0..v);
             row[first] = top;
-            for _ in 0..1 + r.below(4) {
-                row[r.below(v)] = top;
+            for _ in 0..1 + r.random_range(0..4) {
+                row[r.random_range(0..v)] = top;
             }
             if first + 256 < v {
                 row[first + 256] = top;
@@ -365,7 +324,7 @@ fn fill_row(r: &mut Rng, row: &mut [f32], kind: usize) {
         // Some masked (-inf) values.
         3 => {
             for _ in 0..v.div_ceil(3) {
-                row[r.below(v)] = f32::NEG_INFINITY;
+                row[r.random_range(0..v)] = f32::NEG_INFINITY;
             }
         }
         _ => {}
@@ -374,9 +333,9 @@ fn fill_row(r: &mut Rng, row: &mut [f32], kind: usize) {
 
 #[test]
 fn argmax_matches_cpu_reference() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let pipe = ArgmaxPipeline::new(&ctx.device).unwrap();
-    let mut r = Rng(1234);
+    let mut r = StdRng::seed_from_u64(1234);
     let vocabs = [1usize, 2, 7, 1000, 32000, 128_256];
     for &vocab in &vocabs {
         let batches: Vec<usize> = if vocab <= 1000 {
@@ -418,7 +377,7 @@ fn argmax_host_convenience_and_extremes() {
         1e-45,
         0.0,
     ];
-    let got = testing::argmax_host(ctx(), &logits, 3, v).unwrap();
+    let got = testing::argmax_host(gpu_ctx(), &logits, 3, v).unwrap();
     check_rows(&logits, v, &got, "extremes");
     assert_eq!(got[0].token, 1);
     assert_eq!(got[1].token, 2);
@@ -436,13 +395,13 @@ fn argmax_invalid_and_empty_rows() {
         0xFFFF_FFFF,
         0x7FBF_FFFF,
     ];
-    let mut r = Rng(99);
+    let mut r = StdRng::seed_from_u64(99);
     let mut logits = Vec::new();
     let mut kinds = Vec::new();
     for row in 0..24 {
-        let mut x: Vec<f32> = (0..v).map(|_| r.f32_in(-5.0, 5.0)).collect();
+        let mut x: Vec<f32> = (0..v).map(|_| r.random_range(-5.0..5.0)).collect();
         let kind = row % 6;
-        let at = r.below(v);
+        let at = r.random_range(0..v);
         match kind {
             0 => {}
             1 => x[at] = f32::from_bits(nan_bits[row % nan_bits.len()]),
@@ -460,7 +419,7 @@ fn argmax_invalid_and_empty_rows() {
         kinds.push(kind);
         logits.extend(x);
     }
-    let got = testing::argmax_host(ctx(), &logits, 24, v).unwrap();
+    let got = testing::argmax_host(gpu_ctx(), &logits, 24, v).unwrap();
     check_rows(&logits, v, &got, "invalid rows");
     for (out, kind) in got.iter().zip(&kinds) {
         let want = match kind {
@@ -478,7 +437,7 @@ fn argmax_invalid_and_empty_rows() {
 
 #[test]
 fn argmax_large_batch_uses_2d_grid() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let max = ctx.device.limits().max_compute_workgroups_per_dimension as usize;
     let batch = max + 3;
     let v = 2;
@@ -528,10 +487,10 @@ fn read_outputs(
 
 #[test]
 fn record_into_caller_encoder_at_unaligned_offset() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let pipe = ArgmaxPipeline::new(&ctx.device).unwrap();
     let (batch, vocab) = (5usize, 333usize);
-    let mut r = Rng(3);
+    let mut r = StdRng::seed_from_u64(3);
     let mut logits = vec![0.0f32; batch * vocab];
     for (i, row) in logits.chunks_mut(vocab).enumerate() {
         fill_row(&mut r, row, i);
@@ -571,7 +530,7 @@ fn record_into_caller_encoder_at_unaligned_offset() {
 
 #[test]
 fn bad_shapes_and_buffers_are_errors_not_panics() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let dev = &ctx.device;
     let pipe = ArgmaxPipeline::new(dev).unwrap();
     let data = vec![1.0f32; 64];
@@ -675,7 +634,7 @@ fn bad_shapes_and_buffers_are_errors_not_panics() {
 
 #[test]
 fn describe_names_adapter_and_backend() {
-    let c = ctx();
+    let c = gpu_ctx();
     let d = c.describe();
     assert!(d.contains(&c.adapter_info.name), "{d}");
     assert!(d.contains(c.adapter_info.backend.to_str()), "{d}");

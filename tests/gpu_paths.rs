@@ -6,26 +6,13 @@
 //! against the CPU backend (SPEC.md: same token, knife edges only).
 
 mod oracle;
+mod support;
 
-use rand::{Rng, SeedableRng, rngs::StdRng};
-use wgsample::gpu::{GpuContext, GpuSampler, INSTALL_HINT, RowPath, SamplerConfig, open_device};
+use rand::{SeedableRng, rngs::StdRng};
+use support::logits::normal_logits as normal;
+use support::{gpu_ctx, gpu_ctx_with_limits};
+use wgsample::gpu::{GpuSampler, RowPath, SamplerConfig};
 use wgsample::{CpuSampler, Logits, RowState, SamplingParams, Status};
-
-fn ctx() -> GpuContext {
-    open_device().unwrap_or_else(|e| {
-        panic!("GPU tests need a wgpu adapter: {e}. To get one, {INSTALL_HINT}")
-    })
-}
-
-fn normal(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            let u1: f32 = rng.random_range(1e-7..1.0);
-            let u2: f32 = rng.random();
-            scale * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-        })
-        .collect()
-}
 
 /// Samples the `[B, v]` rows `x` with `params` for `steps` steps on both
 /// backends (state carried over on each), checks every token, and returns
@@ -39,7 +26,7 @@ fn run(
     what: &str,
 ) -> Vec<RowPath> {
     let b = params.len();
-    let mut s = GpuSampler::new(&ctx(), SamplerConfig::new(b as u32, v as u32)).unwrap();
+    let mut s = GpuSampler::new(gpu_ctx(), SamplerConfig::new(b as u32, v as u32)).unwrap();
     let mut cpu = CpuSampler::new();
     let mut cstates = states.to_vec();
     for r in 0..b {
@@ -262,7 +249,7 @@ fn vocabulary_of_one_and_of_two_to_the_eighteen() {
         },
     ];
     run(1, &one, &params, &vec![RowState::default(); 3], 3, "V=1");
-    let mut s = GpuSampler::new(&ctx(), SamplerConfig::new(3, 1)).unwrap();
+    let mut s = GpuSampler::new(gpu_ctx(), SamplerConfig::new(3, 1)).unwrap();
     for (r, q) in params.iter().enumerate() {
         s.set_params(r, q).unwrap();
     }
@@ -295,20 +282,13 @@ fn a_large_batch_keeps_token_counts_only_for_rows_with_penalties() {
     // 4096 rows x 4096 tokens (134 MB) do not fit, so this sampler gives a
     // count list only to rows that get penalties; the others keep their
     // length and step. Both kinds sample as the CPU does.
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapter =
-        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-            .unwrap_or_else(|e| panic!("no adapter ({e}); {INSTALL_HINT}"));
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        required_limits: wgpu::Limits::default(),
-        ..Default::default()
-    }))
-    .unwrap();
-    assert_eq!(device.limits().max_storage_buffer_binding_size, 128 << 20);
-    let ctx = GpuContext::from_device(device, queue);
+    let ctx = &gpu_ctx_with_limits(wgpu::Limits::default());
+    assert_eq!(
+        ctx.device.limits().max_storage_buffer_binding_size,
+        128 << 20
+    );
     let (b, v) = (4096usize, 64usize);
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(b as u32, v as u32)).unwrap();
+    let mut s = GpuSampler::new(ctx, SamplerConfig::new(b as u32, v as u32)).unwrap();
     let mut rng = StdRng::seed_from_u64(6);
     let x = normal(&mut rng, b * v, 2.0);
     // Rows 0, 5, 9 (and later 20, 1, 2, 3, 4, 6) with penalties: more
@@ -379,7 +359,7 @@ fn the_cached_bind_group_follows_the_logits_buffer_offset_and_params() {
     // parameters (which may grow the sampler's buffers) must each take
     // effect on the very next record.
     use wgpu::util::DeviceExt as _;
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let v = 3000usize;
     let mut rng = StdRng::seed_from_u64(7);
     let a = normal(&mut rng, 2 * v, 2.0);
@@ -393,7 +373,7 @@ fn the_cached_bind_group_follows_the_logits_buffer_offset_and_params() {
             })
     };
     let (ba, bb) = (buf(&a), buf(&b));
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(1, v as u32)).unwrap();
+    let mut s = GpuSampler::new(ctx, SamplerConfig::new(1, v as u32)).unwrap();
     let mut cpu = CpuSampler::new();
     let greedy = SamplingParams::greedy();
     let banned = SamplingParams {
@@ -440,7 +420,7 @@ fn sample_async_agrees_with_the_cpu_step_after_step() {
     // The async form (polled here by pollster) and the blocking form share
     // the sampler's state and read-back buffer: alternate them.
     use wgpu::util::DeviceExt as _;
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let (b, v) = (3usize, 5000usize);
     let mut rng = StdRng::seed_from_u64(8);
     let x = normal(&mut rng, b * v, 2.0);
@@ -460,7 +440,7 @@ fn sample_async_agrees_with_the_cpu_step_after_step() {
         },
         SamplingParams::greedy(),
     ];
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(b as u32, v as u32)).unwrap();
+    let mut s = GpuSampler::new(ctx, SamplerConfig::new(b as u32, v as u32)).unwrap();
     for (r, q) in params.iter().enumerate() {
         s.set_params(r, q).unwrap();
     }
@@ -485,7 +465,7 @@ fn sample_async_agrees_with_the_cpu_step_after_step() {
 fn record_timed_needs_the_inside_passes_timestamp_feature() {
     // open_device asks for no optional feature: per-pass timestamps are an
     // error that names the feature, and nothing is recorded.
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let v = 100usize;
     let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: None,
@@ -493,7 +473,7 @@ fn record_timed_needs_the_inside_passes_timestamp_feature() {
         usage: wgpu::BufferUsages::STORAGE,
         mapped_at_creation: false,
     });
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(1, v as u32)).unwrap();
+    let mut s = GpuSampler::new(ctx, SamplerConfig::new(1, v as u32)).unwrap();
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     if ctx
         .device
@@ -535,11 +515,11 @@ fn read_state_refuses_a_count_list_that_filled_up() {
     // A row without penalties may generate more distinct tokens than its
     // count list holds: reading its state back is then an error, not a
     // shorter history.
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let v = 50usize;
     let mut cfg = SamplerConfig::new(1, v as u32);
     cfg.max_seen_tokens = 3;
-    let mut s = GpuSampler::new(&ctx, cfg).unwrap();
+    let mut s = GpuSampler::new(ctx, cfg).unwrap();
     s.set_params(0, &p(30)).unwrap();
     let flat = vec![0.0f32; v];
     let mut st = RowState::default();

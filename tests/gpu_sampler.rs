@@ -4,32 +4,13 @@
 //! with no adapter at all the tests fail and say how to install a driver.
 
 mod oracle;
+mod support;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use wgsample::gpu::{
-    DType, GpuContext, GpuSampler, INSTALL_HINT, LogitsView, SamplerConfig, open_device,
-};
+use support::logits::{normal_logit, normal_logits_with_holes as logits};
+use support::{gpu_ctx, gpu_ctx_with_limits};
+use wgsample::gpu::{DType, GpuSampler, LogitsView, SamplerConfig};
 use wgsample::{CpuSampler, Error, Logits, NO_TOKEN, RowOutput, RowState, SamplingParams, Status};
-
-fn ctx() -> GpuContext {
-    open_device().unwrap_or_else(|e| {
-        panic!("GPU tests need a wgpu adapter: {e}. To get one, {INSTALL_HINT}")
-    })
-}
-
-/// `n` values of `scale * N(0, 1)` (Box-Muller), some -inf when `holes`.
-fn logits(rng: &mut StdRng, n: usize, scale: f32, holes: bool) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            if holes && rng.random_bool(0.02) {
-                return f32::NEG_INFINITY;
-            }
-            let u1: f32 = rng.random_range(1e-7..1.0);
-            let u2: f32 = rng.random();
-            scale * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-        })
-        .collect()
-}
 
 fn random_params(rng: &mut StdRng, v: usize) -> SamplingParams {
     let mut p = SamplingParams {
@@ -161,7 +142,7 @@ fn sample_and_agree(
 
 #[test]
 fn agreement_200_random_configurations() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let mut rng = StdRng::seed_from_u64(0x5eed);
     let vocabs = [1usize, 2, 7, 1000, 32000, 128256, 151936, 262144];
     let (mut rows, mut knives) = (0usize, 0usize);
@@ -173,9 +154,8 @@ fn agreement_200_random_configurations() {
         // Keep each batch under ~1.2M logits so lavapipe stays quick.
         let max_b = (1_200_000 / v).clamp(1, 64);
         let b = rng.random_range(1..=max_b);
-        let s = samplers[vi].get_or_insert_with(|| {
-            GpuSampler::new(&ctx, SamplerConfig::new(64, v as u32)).unwrap()
-        });
+        let s = samplers[vi]
+            .get_or_insert_with(|| GpuSampler::new(ctx, SamplerConfig::new(64, v as u32)).unwrap());
         let scale = [0.5f32, 1.0, 3.0, 8.0][rng.random_range(0..4)];
         let holes = rng.random_bool(0.3);
         let x = logits(&mut rng, b * v, scale, holes);
@@ -194,10 +174,10 @@ fn agreement_200_random_configurations() {
 
 #[test]
 fn f16_and_bf16_inputs_agree() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let mut rng = StdRng::seed_from_u64(7);
     let (b, v) = (5usize, 3000usize);
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(8, v as u32)).unwrap();
+    let mut s = GpuSampler::new(ctx, SamplerConfig::new(8, v as u32)).unwrap();
     let mut cpu = CpuSampler::new();
     let x = logits(&mut rng, b * v, 3.0, true);
     let params: Vec<SamplingParams> = (0..b).map(|_| random_params(&mut rng, v)).collect();
@@ -233,10 +213,10 @@ fn f16_and_bf16_inputs_agree() {
 
 #[test]
 fn decode_loop_200_steps_matches_cpu() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let mut rng = StdRng::seed_from_u64(99);
     let (b, v) = (6usize, 1000usize);
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(8, v as u32)).unwrap();
+    let mut s = GpuSampler::new(ctx, SamplerConfig::new(8, v as u32)).unwrap();
     let params = vec![
         SamplingParams {
             seed: 1,
@@ -324,10 +304,10 @@ fn decode_loop_200_steps_matches_cpu() {
 
 #[test]
 fn batch_invariance_and_repeatability() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let mut rng = StdRng::seed_from_u64(4242);
     let v = 32000usize;
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(64, v as u32)).unwrap();
+    let mut s = GpuSampler::new(ctx, SamplerConfig::new(64, v as u32)).unwrap();
     let configs = [
         SamplingParams {
             seed: 11,
@@ -387,11 +367,11 @@ fn batch_invariance_and_repeatability() {
 
 #[test]
 fn distribution_matches_filtered_distribution() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let mut rng = StdRng::seed_from_u64(31337);
     let v = 40usize;
     let b = 64usize;
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(b as u32, v as u32)).unwrap();
+    let mut s = GpuSampler::new(ctx, SamplerConfig::new(b as u32, v as u32)).unwrap();
     let row = logits(&mut rng, v, 1.5, false);
     let x: Vec<f32> = (0..b).flat_map(|_| row.iter().copied()).collect();
     let state = RowState::with_output(&[0, 1], &[2, 2, 3]);
@@ -468,9 +448,9 @@ fn distribution_matches_filtered_distribution() {
 
 #[test]
 fn bad_rows_are_reported_and_isolated() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let v = 5000usize;
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(4, v as u32)).unwrap();
+    let mut s = GpuSampler::new(ctx, SamplerConfig::new(4, v as u32)).unwrap();
     let mut rng = StdRng::seed_from_u64(5);
     let mut x = logits(&mut rng, 4 * v, 2.0, false);
     x[v + 1234] = f32::NAN;
@@ -522,17 +502,17 @@ fn bad_rows_are_reported_and_isolated() {
 
 #[test]
 fn bad_input_is_an_error_before_dispatch() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let d = &ctx.device;
     assert!(matches!(
-        GpuSampler::new(&ctx, SamplerConfig::new(4, 0)),
+        GpuSampler::new(ctx, SamplerConfig::new(4, 0)),
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
-        GpuSampler::new(&ctx, SamplerConfig::new(0, 10)),
+        GpuSampler::new(ctx, SamplerConfig::new(0, 10)),
         Err(Error::InvalidArgument(_))
     ));
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(4, 1000)).unwrap();
+    let mut s = GpuSampler::new(ctx, SamplerConfig::new(4, 1000)).unwrap();
     let mk = |size: u64, usage| {
         d.create_buffer(&wgpu::BufferDescriptor {
             label: None,
@@ -615,23 +595,12 @@ fn bad_input_is_an_error_before_dispatch() {
 #[test]
 fn binding_size_limit_is_refused_with_the_limit_named() {
     // A device whose max_storage_buffer_binding_size is forced down to 1 MiB.
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapter =
-        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-            .unwrap_or_else(|e| panic!("no adapter ({e}); {INSTALL_HINT}"));
-    let limits = wgpu::Limits {
+    let ctx = &gpu_ctx_with_limits(wgpu::Limits {
         max_storage_buffer_binding_size: 1 << 20,
         ..wgpu::Limits::default()
-    };
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        required_limits: limits,
-        ..Default::default()
-    }))
-    .unwrap();
-    let ctx = GpuContext::from_device(device, queue);
+    });
     let v = 100_000u32;
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(4, v)).unwrap();
+    let mut s = GpuSampler::new(ctx, SamplerConfig::new(4, v)).unwrap();
     let x = vec![0.5f32; 4 * v as usize];
     let e = s.sample_host(Logits::F32(&x), 4).unwrap_err();
     assert!(
@@ -657,7 +626,7 @@ fn overflow_to_infinity_follows_spec_step_6_on_both_backends() {
     // - row 2 [50 (banned), -20, -10]: token 2;
     // - row 3 [1, 3e38, 3e38] at T = 1 with a bias of 2e38 on tokens 1 and
     //   2: both overflow to +inf: token 1.
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let rows: [[f32; 3]; 4] = [
         [1.0, 10.0, 20.0],
         [-30.0, -20.0, -10.0],
@@ -683,7 +652,7 @@ fn overflow_to_infinity_follows_spec_step_6_on_both_backends() {
         for p in params.iter_mut() {
             p.top_k = top_k;
         }
-        let mut s = GpuSampler::new(&ctx, SamplerConfig::new(4, 3)).unwrap();
+        let mut s = GpuSampler::new(ctx, SamplerConfig::new(4, 3)).unwrap();
         for (r, p) in params.iter().enumerate() {
             s.set_params(r, p).unwrap();
         }
@@ -723,11 +692,7 @@ fn extreme_logits(rng: &mut StdRng, n: usize) -> Vec<f32> {
     };
     (0..n)
         .map(|_| match kind {
-            0 => {
-                let u1: f32 = rng.random_range(1e-7..1.0);
-                let u2: f32 = rng.random();
-                scale * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-            }
+            0 => normal_logit(rng, scale),
             1 => match rng.random_range(0..10) {
                 0 | 1 => f32::NEG_INFINITY,
                 2 | 3 => rng.random_range(-1.0e4..1.0e4),
@@ -750,7 +715,7 @@ fn extremes_agree_with_the_cpu() {
     // The ranges the 200-configuration test never reached: |z| up to
     // f32::MAX, temperatures down to 1e-3, -inf / huge / tiny / subnormal
     // mixes and subnormal rows, V from 1 to 262144, batch 1 to 64.
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let mut rng = StdRng::seed_from_u64(0xe47e);
     let vocabs = [1usize, 2, 7, 64, 1000, 4097, 32000, 262144];
     let (mut rows, mut knives) = (0usize, 0usize);
@@ -765,9 +730,8 @@ fn extremes_agree_with_the_cpu() {
         } else {
             rng.random_range(1..=max_b)
         };
-        let s = samplers[vi].get_or_insert_with(|| {
-            GpuSampler::new(&ctx, SamplerConfig::new(64, v as u32)).unwrap()
-        });
+        let s = samplers[vi]
+            .get_or_insert_with(|| GpuSampler::new(ctx, SamplerConfig::new(64, v as u32)).unwrap());
         let x = extreme_logits(&mut rng, b * v);
         let params: Vec<SamplingParams> = (0..b)
             .map(|_| {
@@ -801,7 +765,7 @@ fn low_temperature_chi_square_on_both_backends() {
     // configuration is sampled 6400 times on the GPU and on the CPU (64
     // rows x 100 calls, a seed per draw) and both must fit the oracle's
     // filtered distribution (f64), chi-square at p = 0.001.
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let b = 64usize;
     let mut rng = StdRng::seed_from_u64(4242);
     // 40 logits near 100 (differences ~0.01) at T = 0.01: z ~ 1e4.
@@ -876,7 +840,7 @@ fn low_temperature_chi_square_on_both_backends() {
         let v = row.len();
         let want = oracle::oracle_row(&row, &p, &oracle::OracleState::from_row_state(&state));
         assert!(want.dist_tokens.len() >= 2, "{name}: {want:?}");
-        let mut s = GpuSampler::new(&ctx, SamplerConfig::new(b as u32, v as u32)).unwrap();
+        let mut s = GpuSampler::new(ctx, SamplerConfig::new(b as u32, v as u32)).unwrap();
         let x: Vec<f32> = (0..b).flat_map(|_| row.iter().copied()).collect();
         let (mut gc, mut cc) = (vec![0u64; v], vec![0u64; v]);
         for call in 0..100 {
@@ -935,7 +899,7 @@ fn two_records_before_one_submit_each_use_their_own_params_and_state() {
     // to the second only (they are copied in the encoder, in order); before,
     // queue writes made the second call's values win for both.
     use wgpu::util::DeviceExt as _;
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let v = 16u32;
     let row: Vec<f32> = (0..v).map(|i| i as f32 * 0.1).collect();
     let logits = ctx
@@ -954,7 +918,7 @@ fn two_records_before_one_submit_each_use_their_own_params_and_state() {
         })
     };
     let (first, second) = (copy("first"), copy("second"));
-    let mut s = GpuSampler::new(&ctx, SamplerConfig::new(1, v)).unwrap();
+    let mut s = GpuSampler::new(ctx, SamplerConfig::new(1, v)).unwrap();
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     // 1: greedy: the argmax, token 15.
     s.set_params(0, &SamplingParams::greedy()).unwrap();

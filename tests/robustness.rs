@@ -5,18 +5,12 @@
 //! The GPU cases run on whatever adapter `open_device` finds (lavapipe here
 //! and in CI); without one they fail with the install hint, they never skip.
 
-use wgsample::decode::{self, DecodeSpec, StopCriteria, bigram_logits_cpu};
-use wgsample::gpu::{
-    DType, GpuContext, GpuSampler, INSTALL_HINT, LogitsView, SamplerConfig, open_device,
-};
-use wgsample::{CpuSampler, Logits, RowState, SamplingParams, Status};
+mod support;
 
-fn ctx() -> GpuContext {
-    match open_device() {
-        Ok(c) => c,
-        Err(e) => panic!("no GPU adapter ({e}); {INSTALL_HINT}"),
-    }
-}
+use support::gpu_ctx;
+use wgsample::decode::{self, DecodeSpec, StopCriteria, bigram_logits_cpu};
+use wgsample::gpu::{DType, GpuContext, GpuSampler, LogitsView, SamplerConfig};
+use wgsample::{CpuSampler, Logits, RowState, SamplingParams, Status};
 
 /// A storage buffer holding `logits` as f32.
 fn logits_buffer(ctx: &GpuContext, logits: &[f32]) -> wgpu::Buffer {
@@ -31,11 +25,11 @@ fn logits_buffer(ctx: &GpuContext, logits: &[f32]) -> wgpu::Buffer {
 
 #[test]
 fn record_with_an_offset_near_u64_max_is_an_error() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let v = 64u32;
     let logits: Vec<f32> = (0..v).map(|i| (i % 7) as f32).collect();
-    let buf = logits_buffer(&ctx, &logits);
-    let mut sampler = GpuSampler::new(&ctx, SamplerConfig::new(1, v)).unwrap();
+    let buf = logits_buffer(ctx, &logits);
+    let mut sampler = GpuSampler::new(ctx, SamplerConfig::new(1, v)).unwrap();
     for offset in [u64::MAX - 3, u64::MAX - 255, u64::MAX / 4 * 4, 1 << 63] {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let e = sampler
@@ -83,9 +77,9 @@ fn a_step_counter_at_u64_max_wraps_to_zero_on_both_backends() {
         .unwrap();
     assert_eq!(cpu_states[0].step, 1);
 
-    let ctx = ctx();
-    let buf = logits_buffer(&ctx, &logits);
-    let mut sampler = GpuSampler::new(&ctx, SamplerConfig::new(1, v as u32)).unwrap();
+    let ctx = gpu_ctx();
+    let buf = logits_buffer(ctx, &logits);
+    let mut sampler = GpuSampler::new(ctx, SamplerConfig::new(1, v as u32)).unwrap();
     sampler.set_params(0, &params[0]).unwrap();
     sampler.set_state(0, &state).unwrap();
     let g = sampler.sample(LogitsView::f32(&buf), 1).unwrap();
@@ -123,14 +117,14 @@ fn bigram_logits_cpu_rejects_bad_shapes() {
 
 #[test]
 fn decode_gpu_checks_max_seen_tokens_before_the_first_step() {
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     let v = 16u32;
     let table: Vec<f32> = (0..v * v).map(|i| ((i * 13) % 17) as f32 * 0.1).collect();
-    let model = decode::BigramModel::new(&ctx, &table, v, 1).unwrap();
+    let model = decode::BigramModel::new(ctx, &table, v, 1).unwrap();
     model.set_start(&[0]).unwrap();
     let mut cfg = SamplerConfig::new(1, v);
     cfg.max_seen_tokens = 8;
-    let mut sampler = GpuSampler::new(&ctx, cfg).unwrap();
+    let mut sampler = GpuSampler::new(ctx, cfg).unwrap();
     let params = [SamplingParams {
         frequency_penalty: 0.5,
         ..Default::default()
@@ -203,13 +197,13 @@ fn the_samplers_own_output_as_logits_is_an_error() {
     // Binding the output buffer both as the logits (read-only) and as the
     // output (read-write) is a wgpu validation panic on the device; record
     // refuses it first, and the sampler stays usable.
-    let ctx = ctx();
+    let ctx = gpu_ctx();
     // V = 2 so that the 48-byte output (4 rows x 12 bytes) is large
     // enough to pass the size check.
     let v = 2u32;
     let logits = [0.5f32, 1.5];
-    let buf = logits_buffer(&ctx, &logits);
-    let mut sampler = GpuSampler::new(&ctx, SamplerConfig::new(4, v)).unwrap();
+    let buf = logits_buffer(ctx, &logits);
+    let mut sampler = GpuSampler::new(ctx, SamplerConfig::new(4, v)).unwrap();
     sampler.set_params(0, &SamplingParams::greedy()).unwrap();
     let own = sampler.output_buffer().clone();
     let mut enc = ctx.device.create_command_encoder(&Default::default());
