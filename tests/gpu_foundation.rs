@@ -109,7 +109,8 @@ fn gumbel_matches_cpu() {
         for (i, &g) in got.iter().enumerate() {
             let want = rng::gumbel(seed, step, i as u32);
             let u = rng::uniform_from_word(rng::word(seed, step, i as u32));
-            if g.to_bits() == (-wgsample::testing::ln_f32(-wgsample::testing::ln_f32(u))).to_bits() {
+            if g.to_bits() == (-wgsample::testing::ln_f32(-wgsample::testing::ln_f32(u))).to_bits()
+            {
                 twin += 1;
             }
             total += 1;
@@ -232,7 +233,11 @@ fn sortable_keys_match_cpu() {
     }
     let got = testing::sortable_keys_gpu(gpu_ctx(), &xs).unwrap();
     for (&x, &(key, back)) in xs.iter().zip(&got) {
-        assert_eq!(key, wgsample::testing::f32_to_sortable_key(x), "key of {x:e}");
+        assert_eq!(
+            key,
+            wgsample::testing::f32_to_sortable_key(x),
+            "key of {x:e}"
+        );
         assert_eq!(back.to_bits(), x.to_bits(), "round trip of {x:e}");
     }
     let mut sorted = xs.clone();

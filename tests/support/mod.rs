@@ -164,7 +164,8 @@ impl Backend for GpuBackend {
         params: &[SamplingParams],
         states: &mut [RowState],
     ) -> Result<Vec<RowOutput>> {
-        let v = u32::try_from(vocab).map_err(|_| Error::InvalidArgument(format!("vocab {vocab}")))?;
+        let v =
+            u32::try_from(vocab).map_err(|_| Error::InvalidArgument(format!("vocab {vocab}")))?;
         let b = u32::try_from(params.len())
             .map_err(|_| Error::InvalidArgument(format!("batch {}", params.len())))?;
         let at = self.samplers.iter().position(|s| s.config().vocab == v);
