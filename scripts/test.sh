@@ -7,9 +7,13 @@
 # 3. compiles every shader the crate dispatches with Dawn, a browser's WebGPU
 #    implementation (scripts/check_shaders.sh), which enforces the rules
 #    naga/wgpu let through: uniform control flow for barriers, 16 KiB of
-#    workgroup memory, 256 invocations.
+#    workgroup memory, 256 invocations;
+# 4. compile-checks the library for Metal (aarch64-apple-darwin), DX12
+#    (x86_64-pc-windows-msvc) and the browser (wasm32-unknown-unknown):
+#    scripts/check_targets.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure_vulkan.sh
 cargo test "$@"
 bash scripts/check_shaders.sh
+bash scripts/check_targets.sh
