@@ -126,8 +126,15 @@ pub async fn open_device_async() -> Result<GpuContext> {
                 adapter_line(&adapter_info)
             ))
         })?;
+    // Errors outside the crate's scopes (an engine's own calls on this
+    // device) are reported, never a panic: on stderr natively, through the
+    // `log` facade in a browser (where stderr goes nowhere; route it to the
+    // console with e.g. `console_log`).
     device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
+        #[cfg(not(target_arch = "wasm32"))]
         eprintln!("wgsample: wgpu error outside any error scope: {e}");
+        #[cfg(target_arch = "wasm32")]
+        log::error!("wgsample: wgpu error outside any error scope: {e}");
     }));
     Ok(GpuContext {
         device,
