@@ -17,10 +17,10 @@
 
 #![allow(dead_code)]
 
-#[path = "../../src/cli/args.rs"]
+#[path = "../../cli/src/args.rs"]
 #[allow(dead_code, clippy::all)]
 pub mod cli_args;
-#[path = "../../src/cli/npy.rs"]
+#[path = "../../cli/src/npy.rs"]
 #[allow(dead_code, clippy::all)]
 pub mod cli_npy;
 #[path = "input.rs"]
