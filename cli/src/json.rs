@@ -1,173 +1,174 @@
-//! The few JSON shapes the CLI prints, written by hand.
+//! The JSON lines the CLI prints, as serde structs written by serde_json.
 //!
-//! Why it is shaped this way: the crate takes no serialisation dependency,
-//! and the output is always one line built from a handful of shapes (a
-//! status string, lists of token ids, lists of floats). Keeping those
-//! shapes here means the two rules that make the output valid JSON live in
-//! one place: floats are printed with Rust's shortest round-trip `Display`
-//! (which never uses exponents, `NaN` or `inf`), and a non-finite float is
-//! printed as `null` rather than as invalid JSON.
+//! Why it is shaped this way: each output is one line built from a handful
+//! of shapes (a status string, lists of token ids, lists of floats), so
+//! each is a `Serialize` struct whose field order is the key order. Two
+//! rules keep the line exactly as the tool printed it before serde, and
+//! valid JSON: [`Spaced`] puts a space after every `:` and `,` (`{"tokens":
+//! [3, 2]}`), and floats are printed with Rust's shortest round-trip
+//! `Display`, which never uses exponents; a NaN or infinite float is
+//! printed as `null` (serde_json's rule for non-finite numbers), never as
+//! invalid JSON.
 
-use std::fmt::Write as _;
+use serde::Serialize;
+use serde_json::ser::Formatter;
+use std::io;
 use wgsample::Status;
 
-/// Appends `x` as a JSON number that parses back to the same `f32`, or
-/// `null` when `x` is NaN or infinite.
-pub fn push_f32(out: &mut String, x: f32) {
-    if x.is_finite() {
-        // `Display` for f32 is the shortest decimal that round-trips and
-        // never uses exponent notation, so it is always a valid JSON number.
-        let _ = write!(out, "{x}");
-    } else {
-        out.push_str("null");
+/// serde_json's compact formatter with a space after each `:` and `,`, and
+/// floats in Rust's `Display` form (shortest round-trip, no exponent).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spaced;
+
+impl Formatter for Spaced {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f32) -> io::Result<()> {
+        // Only finite values get here (serde_json writes the others as
+        // `null`), and their `Display` is always a valid JSON number.
+        write!(w, "{value}")
     }
 }
 
-/// Appends `s` as a JSON string literal, escaping what JSON requires.
-pub fn push_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// Serializes `value` as one line of JSON in the tool's format ([`Spaced`]).
+pub fn line<T: Serialize>(value: &T) -> String {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Spaced);
+    // Writing these structs to a Vec cannot fail: every map key is a
+    // string and every float is either finite or written as null.
+    value
+        .serialize(&mut ser)
+        .expect("serializing a CLI result cannot fail");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
-/// Appends a JSON array of token ids.
-pub fn push_tokens(out: &mut String, tokens: &[u32]) {
-    out.push('[');
-    for (i, t) in tokens.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        let _ = write!(out, "{t}");
-    }
-    out.push(']');
-}
-
-/// Appends a JSON array of floats (see [`push_f32`]).
-pub fn push_floats(out: &mut String, xs: &[f32]) {
-    out.push('[');
-    for (i, &x) in xs.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        push_f32(out, x);
-    }
-    out.push(']');
+/// Serializes a [`Status`] as its SPEC name (`"ok"`, `"no_candidates"`,
+/// ...).
+fn status_name<S: serde::Serializer>(status: &Status, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.as_str())
 }
 
 /// The `dist` line: `{"status": ..., "tokens": [...], "probs": [...]}`.
-pub fn dist_line(status: Status, tokens: &[u32], probs: &[f32]) -> String {
-    let mut out = String::from("{\"status\": ");
-    push_str(&mut out, status.as_str());
-    out.push_str(", \"tokens\": ");
-    push_tokens(&mut out, tokens);
-    out.push_str(", \"probs\": ");
-    push_floats(&mut out, probs);
-    out.push('}');
-    out
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dist<'a> {
+    /// The row's status.
+    #[serde(serialize_with = "status_name")]
+    pub status: Status,
+    /// The surviving tokens, most probable first.
+    pub tokens: &'a [u32],
+    /// Their probabilities.
+    pub probs: &'a [f32],
 }
 
 /// What `sample` reports for one row: the tokens it got, their
 /// log-probabilities, and the status it ended with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SampledRow {
     /// Tokens sampled at the steps where the row's status was `Ok`.
     pub tokens: Vec<u32>,
     /// Their log-probabilities under the raw logits.
     pub logprobs: Vec<f32>,
     /// `Ok`, or the status of the step at which the row stopped.
+    #[serde(serialize_with = "status_name")]
     pub status: Status,
 }
 
 /// The `sample` line: `{"rows": [{"tokens": [...], "logprobs": [...],
-/// "status": ...}, ...]}`.
-pub fn sample_line(rows: &[SampledRow]) -> String {
-    let mut out = String::from("{\"rows\": [");
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str("{\"tokens\": ");
-        push_tokens(&mut out, &row.tokens);
-        out.push_str(", \"logprobs\": ");
-        push_floats(&mut out, &row.logprobs);
-        out.push_str(", \"status\": ");
-        push_str(&mut out, row.status.as_str());
-        out.push('}');
-    }
-    out.push_str("]}");
-    out
+/// "status": ...}, ...]}`, with `"plan": ...` after the rows under
+/// `--explain`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample<'a> {
+    /// One entry per row of the file.
+    pub rows: &'a [SampledRow],
+    /// `--explain`: the GPU plan of the last step (`null` when no GPU
+    /// adapter was found and the CPU backend ran); absent without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Option<Plan>>,
 }
 
 /// The `"plan"` value of `sample --explain`: `{"dispatches": N,
 /// "dense_passes": D, "passes": [{"label": ..., "grid": [x, y, z],
 /// "dense": ...}, ...]}`.
-pub fn plan_value(plan: &wgsample::gpu::Plan) -> String {
-    let mut out = format!(
-        "{{\"dispatches\": {}, \"dense_passes\": {}, \"passes\": [",
-        plan.dispatches(),
-        plan.dense_passes()
-    );
-    for (i, d) in plan.passes.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str("{\"label\": ");
-        push_str(&mut out, &d.label);
-        out.push_str(&format!(
-            ", \"grid\": [{}, {}, {}], \"dense\": {}}}",
-            d.grid[0], d.grid[1], d.grid[2], d.dense
-        ));
-    }
-    out.push_str("]}");
-    out
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// Compute dispatches of the step.
+    pub dispatches: usize,
+    /// How many of them read whole rows of the logits.
+    pub dense_passes: usize,
+    /// The dispatches, in order.
+    pub passes: Vec<Pass>,
 }
 
-/// The `generate` line: `{"sequences": [{"tokens": [...], "stop_reason":
-/// ...}, ...]}`, one entry per `(tokens, stop reason)`.
-pub fn generate_line(seqs: &[(&[u32], &str)]) -> String {
-    let mut out = String::from("{\"sequences\": [");
-    for (i, (tokens, reason)) in seqs.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str("{\"tokens\": ");
-        push_tokens(&mut out, tokens);
-        out.push_str(", \"stop_reason\": ");
-        push_str(&mut out, reason);
-        out.push('}');
-    }
-    out.push_str("]}");
-    out
+/// One dispatch of a [`Plan`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pass {
+    /// The pass's label (`"scan"`, `"finish"`, ...).
+    pub label: String,
+    /// Its workgroup grid.
+    pub grid: [u32; 3],
+    /// Whether it reads whole rows of the logits.
+    pub dense: bool,
 }
 
-/// The `beam` line: `{"sequences": [{"tokens": [...], "score": X}, ...]}`,
-/// in the given order (best first).
-pub fn beam_line(seqs: &[(&[u32], f32)]) -> String {
-    let mut out = String::from("{\"sequences\": [");
-    for (i, (tokens, score)) in seqs.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
+impl From<&wgsample::gpu::Plan> for Plan {
+    fn from(plan: &wgsample::gpu::Plan) -> Self {
+        Plan {
+            dispatches: plan.dispatches(),
+            dense_passes: plan.dense_passes(),
+            passes: plan
+                .passes
+                .iter()
+                .map(|d| Pass {
+                    label: d.label.clone(),
+                    grid: d.grid,
+                    dense: d.dense,
+                })
+                .collect(),
         }
-        out.push_str("{\"tokens\": ");
-        push_tokens(&mut out, tokens);
-        out.push_str(", \"score\": ");
-        push_f32(&mut out, *score);
-        out.push('}');
     }
-    out.push_str("]}");
-    out
+}
+
+/// The `generate` and `beam` lines: `{"sequences": [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sequences<T> {
+    /// One entry per row (`generate`) or hypothesis, best first (`beam`).
+    pub sequences: Vec<T>,
+}
+
+/// A `generate` sequence: `{"tokens": [...], "stop_reason": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Generated<'a> {
+    /// The generated tokens (the EOS id or stop sequence included).
+    pub tokens: &'a [u32],
+    /// Why the row stopped.
+    pub stop_reason: &'a str,
+}
+
+/// A `beam` hypothesis: `{"tokens": [...], "score": X}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hypothesis<'a> {
+    /// The hypothesis's tokens.
+    pub tokens: &'a [u32],
+    /// Its score (sum of logprobs / length^length_penalty).
+    pub score: f32,
 }
 
 #[cfg(test)]
@@ -186,42 +187,76 @@ mod tests {
             f32::MIN_POSITIVE,
             -3.25,
         ] {
-            let mut s = String::new();
-            push_f32(&mut s, x);
+            let s = line(&[x]);
+            let s = s.trim_start_matches('[').trim_end_matches(']');
             assert!(!s.contains(['e', 'E', 'N', 'i']), "{s}");
             assert_eq!(s.parse::<f32>().unwrap().to_bits(), x.to_bits());
         }
         for x in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            let mut s = String::new();
-            push_f32(&mut s, x);
-            assert_eq!(s, "null");
+            assert_eq!(line(&[x]), "[null]");
         }
     }
 
     #[test]
     fn shapes() {
         assert_eq!(
-            dist_line(Status::Ok, &[3, 2], &[0.5, 0.25]),
+            line(&Dist {
+                status: Status::Ok,
+                tokens: &[3, 2],
+                probs: &[0.5, 0.25]
+            }),
             r#"{"status": "ok", "tokens": [3, 2], "probs": [0.5, 0.25]}"#
         );
+        let rows = [SampledRow {
+            tokens: vec![1],
+            logprobs: vec![f32::NAN],
+            status: Status::NoCandidates,
+        }];
         assert_eq!(
-            sample_line(&[SampledRow {
-                tokens: vec![1],
-                logprobs: vec![f32::NAN],
-                status: Status::NoCandidates,
-            }]),
+            line(&Sample {
+                rows: &rows,
+                plan: None
+            }),
             r#"{"rows": [{"tokens": [1], "logprobs": [null], "status": "no_candidates"}]}"#
         );
         assert_eq!(
-            generate_line(&[(&[1, 2][..], "eos"), (&[][..], "max_new_tokens")]),
+            line(&Sample {
+                rows: &[],
+                plan: Some(None)
+            }),
+            r#"{"rows": [], "plan": null}"#
+        );
+        assert_eq!(
+            line(&Sequences {
+                sequences: vec![
+                    Generated {
+                        tokens: &[1, 2],
+                        stop_reason: "eos"
+                    },
+                    Generated {
+                        tokens: &[],
+                        stop_reason: "max_new_tokens"
+                    },
+                ]
+            }),
             r#"{"sequences": [{"tokens": [1, 2], "stop_reason": "eos"}, {"tokens": [], "stop_reason": "max_new_tokens"}]}"#
         );
         assert_eq!(
-            beam_line(&[(&[3][..], -0.5)]),
+            line(&Sequences {
+                sequences: vec![Hypothesis {
+                    tokens: &[3],
+                    score: -0.5
+                }]
+            }),
             r#"{"sequences": [{"tokens": [3], "score": -0.5}]}"#
         );
-        let mut s = String::new();
-        push_str(&mut s, "a\"\\\u{1}");
-        assert_eq!(s, r#""a\"\\\u0001""#);
+        assert_eq!(
+            line(&Pass {
+                label: "a\"\\\u{1}".into(),
+                grid: [9, 2, 1],
+                dense: true
+            }),
+            r#"{"label": "a\"\\\u0001", "grid": [9, 2, 1], "dense": true}"#
+        );
     }
 }
