@@ -110,7 +110,7 @@ const COMMANDS: &str = "`dist`, `sample`, `generate` or `beam`";
 /// Where the logits come from.
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct Input {
-    /// .npy file (float32 '<f4' or float16 '<f2', shape [V] or [B, V], C
+    /// .npy file (float32 '<f4' or float16 '<f2', shape (V,) or (B, V), C
     /// order, format version 1.0, 2.0 or 3.0), or raw little-endian float32
     /// rows if FILE does not start with the .npy magic (then --vocab is
     /// needed)
@@ -619,7 +619,7 @@ fn early_stopping(flag: &str, value: &str) -> Result<EarlyStoppingArg, String> {
 /// every flag that takes a value (so `--presence-penalty -0.5` and
 /// `--temperature -inf` reach [`FlagValue`], which reports a known flag in
 /// a value's place as a missing value), and a hidden catch-all positional
-/// in each command ([`STRAY`]). The positional is there for the order of
+/// in each command (`STRAY`). The positional is there for the order of
 /// errors: clap reports a word it cannot place before it parses the value
 /// of the flag before it, so without it `--top-k --seed 1` would be
 /// "unexpected argument '1'" rather than "--top-k needs a value"; [`parse`]

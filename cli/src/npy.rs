@@ -98,7 +98,7 @@ impl LogitBatch {
 /// `.npy` (and `vocab`, when given, must match its last dimension); any
 /// other file is raw little-endian f32 and needs `vocab`.
 ///
-/// Only regular files are read ([`open_regular`]), and the size is checked
+/// Only regular files are read (`open_regular`), and the size is checked
 /// before the data is read: a `.npy` file's header is read and checked
 /// first, then exactly the bytes its shape needs (a file longer or shorter
 /// than that is refused before any data is read); a raw file's length must
