@@ -749,9 +749,10 @@ fn flag_of(shown_arg: &str) -> &str {
 }
 
 /// Rewords a clap error as one line: the CLI's own wording for the errors
-/// users meet most (a flag of another command, a flag given twice or
-/// without a value, a missing flag or command), and otherwise the first
-/// line of clap's message, with its suggestion when it has one.
+/// users meet (a flag of another command, an unknown flag or command, a
+/// flag given twice or without a value, a missing flag or command), with
+/// clap's suggestion for a mistyped flag or command kept on that line;
+/// anything else is the first line of clap's message.
 pub fn one_line(e: &clap::Error, args: &[String]) -> String {
     let sub = args
         .first()
