@@ -20,7 +20,7 @@
 //! # Architecture
 //!
 //! ```text
-//! cli (the wgsample tool)
+//! (cli/)                   the wgsample tool: package wgsample-cli, public API only
 //! beam, decode             features built on both backends
 //! cpu, gpu                 the two backends; neither imports the other
 //! params, rng, twins, error  the contract's pieces and the WGSL helpers' host twins

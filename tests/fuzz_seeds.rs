@@ -1,7 +1,9 @@
-//! Replays the committed fuzz seeds (`fuzz/seeds/<target>/*`) through the
-//! same checks the cargo-fuzz targets run (`fuzz/checks/mod.rs`), so every
-//! input the fuzzers found interesting stays a regression test of the plain
-//! `cargo test`. See fuzz/README.md for running the fuzzers themselves.
+//! Replays the committed fuzz seeds of the library's targets
+//! (`fuzz/seeds/{params,gpu_cpu}/*`) through the same checks the cargo-fuzz
+//! targets run (`fuzz/checks/mod.rs`), so every input the fuzzers found
+//! interesting stays a regression test of the plain `cargo test`. The CLI's
+//! targets (`npy`, `args`) are replayed by `cli/tests/fuzz_seeds.rs`. See
+//! fuzz/README.md for running the fuzzers themselves.
 //!
 //! The `gpu_cpu` seeds need a wgpu adapter (lavapipe is enough), like the
 //! other GPU tests. Crash reproducers of bugs not fixed yet are kept out of
@@ -49,16 +51,6 @@ fn replay(target: &str, check: fn(&[u8])) {
 }
 
 #[test]
-fn fuzz_seeds_npy() {
-    replay("npy", checks::npy);
-}
-
-#[test]
-fn fuzz_seeds_args() {
-    replay("args", checks::args);
-}
-
-#[test]
 fn fuzz_seeds_params() {
     replay("params", checks::params);
 }
@@ -66,23 +58,4 @@ fn fuzz_seeds_params() {
 #[test]
 fn fuzz_seeds_gpu_cpu() {
     replay("gpu_cpu", checks::gpu_cpu);
-}
-
-/// The checks' copy of the CLI's flag table (`FLAGS` is private to
-/// src/cli/args.rs) and its switches must list exactly the flags the usage
-/// text documents, so a new flag reaches the `args` fuzzer's vocabulary.
-#[test]
-fn fuzz_flag_table_matches_usage() {
-    let usage = checks::cli_args::USAGE;
-    let mut documented: Vec<&str> = usage
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .filter(|w| w.starts_with("--") && w.len() > 2)
-        .filter(|w| *w != "--help" && *w != "--option")
-        .collect();
-    documented.sort_unstable();
-    documented.dedup();
-    let mut table: Vec<&str> = checks::FLAG_NAMES.to_vec();
-    table.extend_from_slice(checks::SWITCH_NAMES);
-    table.sort_unstable();
-    assert_eq!(documented, table);
 }

@@ -1,32 +1,37 @@
 //! The `wgsample` command-line tool: run the sampler on logits stored in a
 //! file and print the result as one line of JSON.
 //!
-//! Why it is shaped this way: each concern sits in its own small,
-//! dependency-free module ([`args`] parses the command line, [`npy`] reads
-//! the logits file, [`json`] prints the result), and this module only wires
-//! them to the library. Every failure on the way is turned into a
-//! [`Failure`] carrying an exit code and one line of text, and [`main`] is
-//! the single place that prints and exits, so "exactly one `error: ` line on
-//! stderr, exit code 2" holds for every bad input by construction. Range
-//! checks of sampling parameters are the library's
-//! ([`SamplingParams::validate`], [`RowState::validate`]); the CLI calls
-//! them before sampling and prints their messages unchanged.
+//! Why it is shaped this way: each concern sits in its own module, on a
+//! library made for it ([`args`] declares the command line with clap,
+//! [`npy`] reads the logits file with npyz, [`json`] prints the result with
+//! serde_json), and this module only wires them to the `wgsample` library.
+//! Every failure on the way is turned into a [`Failure`] carrying an exit
+//! code and one line of text, and [`main`] is the single place that prints
+//! and exits, so "exactly one `error: ` line on stderr, exit code 2" holds
+//! for every bad input by construction (clap's own errors included: see
+//! [`args::one_line`]). Range checks of sampling parameters are the
+//! library's ([`SamplingParams::validate`], [`RowState::validate`]); the
+//! CLI calls them before sampling and prints their messages unchanged.
 //!
-//! `--backend gpu` runs [`sample_gpu`]: the same loop on the wgpu sampler,
-//! with the state on the device (and the CPU backend, with a note on
-//! stderr, when the machine has no GPU adapter at all).
+//! The tool is a library and a one-line binary so that the fuzz checks
+//! (`fuzz/checks/cli.rs`) can call the parser and the reader directly.
+//!
+//! `--backend gpu` runs the same decode loop on the wgpu sampler, with the
+//! state on the device (and the CPU backend, with a note on stderr, when
+//! the machine has no GPU adapter at all).
 //!
 //! `generate` and `beam` drive the library's decoders
 //! ([`wgsample::decode::generate`], [`wgsample::beam::beam_search_bigram`])
 //! with a bigram table read by [`npy::read_bigram`]; the GPU fallback is
-//! the same as `sample`'s ([`gpu_or_fallback`]).
+//! the same as `sample`'s.
 
 pub mod args;
 pub mod json;
 pub mod npy;
 
 use args::{
-    Backend, BeamArgs, Command, DistArgs, EarlyStoppingArg, GenerateArgs, ParamArgs, SampleArgs,
+    Backend, BeamArgs, Command, DistArgs, EarlyStoppingArg, GenerateArgs, HistoryArgs, SampleArgs,
+    SamplingArgs,
 };
 use json::SampledRow;
 use npy::LogitBatch;
@@ -177,7 +182,7 @@ fn install_panic_hook() {
 /// what goes to stdout, newline included.
 pub fn run(argv: &[String]) -> Result<String, Failure> {
     match args::parse(argv)? {
-        Command::Help => Ok(args::USAGE.to_string()),
+        Command::Help => Ok(args::help_text()),
         Command::Dist(a) => run_dist(&a),
         Command::Sample(a) => run_sample(&a),
         Command::Generate(a) => run_generate(&a),
@@ -222,9 +227,9 @@ fn run_generate(a: &GenerateArgs) -> Result<String, Failure> {
             a.batch
         )));
     }
-    let mut base = a.params.params.clone();
-    if let Some(allow) = &a.params.allow {
-        base.allowed_tokens = Some(wgsample::allowed_mask(vocab, allow)?);
+    let mut base = a.sampling.params();
+    if let Some(allow) = &a.sampling.allow {
+        base.allowed_tokens = Some(wgsample::allowed_mask(vocab, &allow.0)?);
     }
     let params: Vec<SamplingParams> = (0..a.batch)
         .map(|r| SamplingParams {
@@ -235,7 +240,8 @@ fn run_generate(a: &GenerateArgs) -> Result<String, Failure> {
     for (r, p) in params.iter().enumerate() {
         p.validate(r, vocab)?;
     }
-    for seq in &a.stop_tokens {
+    let stop_tokens: Vec<Vec<u32>> = a.stop_tokens.iter().map(|s| s.0.clone()).collect();
+    for seq in &stop_tokens {
         if let Some(t) = seq.iter().find(|&&t| t as usize >= vocab) {
             return Err(Failure::usage(format!(
                 "--stop-tokens: {t} is not a token id (the bigram's vocab size is {vocab})"
@@ -246,7 +252,7 @@ fn run_generate(a: &GenerateArgs) -> Result<String, Failure> {
         max_new_tokens: a.max_new_tokens,
         min_new_tokens: base.min_new_tokens,
         eos_token_ids: base.eos_token_ids.clone(),
-        stop_token_sequences: a.stop_tokens.clone(),
+        stop_token_sequences: stop_tokens,
         stop_strings: Vec::new(),
     };
     let spec = DecodeSpec::new(&params, &criteria);
@@ -260,12 +266,15 @@ fn run_generate(a: &GenerateArgs) -> Result<String, Failure> {
         None => GenBackend::Cpu,
     };
     let out = wgsample::decode::generate(&table, vocab, &starts, &spec, backend, |_| {})?;
-    let rows: Vec<(&[u32], &str)> = out
+    let sequences = out
         .sequences
         .iter()
-        .map(|s| (s.tokens.as_slice(), s.stop_reason.as_str()))
+        .map(|s| json::Generated {
+            tokens: &s.tokens,
+            stop_reason: s.stop_reason.as_str(),
+        })
         .collect();
-    Ok(json::generate_line(&rows) + "\n")
+    Ok(json::line(&json::Sequences { sequences }) + "\n")
 }
 
 /// `wgsample beam`: beam search over the bigram model.
@@ -293,27 +302,31 @@ fn run_beam(a: &BeamArgs) -> Result<String, Failure> {
         None => BeamBackend::Cpu,
     };
     let hyps = wgsample::beam::beam_search_bigram(&table, vocab, a.start, &cfg, backend)?;
-    let rows: Vec<(&[u32], f32)> = hyps
+    let sequences = hyps
         .iter()
-        .map(|h| (h.tokens.as_slice(), h.score))
+        .map(|h| json::Hypothesis {
+            tokens: &h.tokens,
+            score: h.score,
+        })
         .collect();
-    Ok(json::beam_line(&rows) + "\n")
+    Ok(json::line(&json::Sequences { sequences }) + "\n")
 }
 
 /// Builds the row's parameters (with the allowed-token bitmask, which needs
 /// the vocabulary size) and its state, and validates both with the
 /// library's checks; `row` only appears in error messages.
 fn row_setup(
-    p: &ParamArgs,
+    p: &SamplingArgs,
+    h: &HistoryArgs,
     vocab: usize,
     row: usize,
 ) -> Result<(SamplingParams, RowState), Failure> {
-    let mut params = p.params.clone();
+    let mut params = p.params();
     if let Some(allow) = &p.allow {
-        params.allowed_tokens = Some(wgsample::allowed_mask(vocab, allow)?);
+        params.allowed_tokens = Some(wgsample::allowed_mask(vocab, &allow.0)?);
     }
     params.validate(row, vocab)?;
-    let state = RowState::with_output(&p.prompt_tokens, &p.output_tokens);
+    let state = RowState::with_output(h.prompt(), h.output());
     state.validate(row, vocab)?;
     Ok((params, state))
 }
@@ -330,10 +343,14 @@ fn run_dist(a: &DistArgs) -> Result<String, Failure> {
             if batch.batch == 1 { "" } else { "s" }
         )));
     };
-    let (params, state) = row_setup(&a.params, batch.vocab, a.row)?;
+    let (params, state) = row_setup(&a.sampling, &a.history, batch.vocab, a.row)?;
     let d = wgsample::filtered_distribution(row, &params, &state)?;
     let line = if d.status == Status::Ok && d.tokens.len() == d.probs.len() {
-        json::dist_line(d.status, &d.tokens, &d.probs)
+        json::Dist {
+            status: d.status,
+            tokens: &d.tokens,
+            probs: &d.probs,
+        }
     } else if d.status == Status::Ok {
         return Err(Failure::internal(format!(
             "the distribution has {} tokens but {} probabilities",
@@ -341,9 +358,13 @@ fn run_dist(a: &DistArgs) -> Result<String, Failure> {
             d.probs.len()
         )));
     } else {
-        json::dist_line(d.status, &[], &[])
+        json::Dist {
+            status: d.status,
+            tokens: &[],
+            probs: &[],
+        }
     };
-    Ok(line + "\n")
+    Ok(json::line(&line) + "\n")
 }
 
 /// `wgsample sample`: `--steps` rounds of sampling over the whole batch.
@@ -359,23 +380,20 @@ fn run_sample(a: &SampleArgs) -> Result<String, Failure> {
             args::MAX_OUTPUT_TOKENS
         )));
     }
-    let (params, state) = row_setup(&a.params, batch.vocab, 0)?;
+    let (params, state) = row_setup(&a.sampling, &a.history, batch.vocab, 0)?;
     let params = vec![params; batch.batch];
     let states = vec![state; batch.batch];
     let (rows, plan) = match a.backend {
         Backend::Cpu => (sample_cpu(&batch, &params, states, a.steps)?, None),
         Backend::Gpu => sample_gpu(&batch, &params, states, a.steps)?,
     };
-    let mut line = json::sample_line(&rows);
-    if a.explain {
+    let line = json::Sample {
+        rows: &rows,
         // The plan of the last step (null when no GPU adapter was found
         // and the CPU backend ran instead).
-        line.pop();
-        line.push_str(", \"plan\": ");
-        line.push_str(&plan.as_ref().map_or("null".into(), json::plan_value));
-        line.push('}');
-    }
-    Ok(line + "\n")
+        plan: a.explain.then(|| plan.as_ref().map(json::Plan::from)),
+    };
+    Ok(json::line(&line) + "\n")
 }
 
 /// Runs `steps` decode-loop steps on the CPU backend. The same `states`
