@@ -20,6 +20,6 @@ for t in "${targets[@]}"; do
 done
 for t in "${targets[@]}"; do
     start=$(date +%s)
-    cargo check --quiet --lib --target "$t"
-    echo "check_targets: cargo check --lib --target $t passed ($(( $(date +%s) - start )) s)"
+    cargo check --quiet -p wgsample --lib --target "$t"
+    echo "check_targets: cargo check -p wgsample --lib --target $t passed ($(( $(date +%s) - start )) s)"
 done
