@@ -311,7 +311,7 @@ impl BigramModel {
         })
     }
 
-    /// The model step for [`decode_gpu`]: at step 0 it gathers from the
+    /// The model step for [`decode_gpu`](crate::decode::decode_gpu): at step 0 it gathers from the
     /// start tokens ([`BigramModel::set_start`]), later from the sampler's
     /// output ([`StepInfo::tokens`]).
     pub fn record_step(
@@ -340,7 +340,7 @@ pub enum Backend<'a> {
 /// Decodes with the bigram model: row `r` starts from `starts[r]` (also its
 /// prompt for the repetition penalty, unless `spec.states` gives states)
 /// and is sampled with `spec.params[r]` until `spec.criteria` stops it.
-/// `on_event` streams every token as [`decode_gpu`] / [`decode_cpu`] do.
+/// `on_event` streams every token as [`decode_gpu`](crate::decode::decode_gpu) / [`decode_cpu`] do.
 ///
 /// The two backends give the same tokens (SPEC.md: a row's token depends
 /// only on its own logits, parameters, seed and step). Blocks (native
