@@ -12,41 +12,15 @@
 #[path = "../fuzz/checks/mod.rs"]
 mod checks;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+#[path = "../fuzz/checks/replay.rs"]
+mod replay;
 
-/// Runs `check` on every file of `fuzz/seeds/<target>/` and fails with the
-/// list of seeds whose check panicked (each panic message is printed above
-/// it by the default hook).
+/// [`replay::replay`] over this repository's `fuzz/seeds`.
 fn replay(target: &str, check: fn(&[u8])) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/seeds")
-        .join(target);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no seeds in {}", dir.display());
-    let mut failed = Vec::new();
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        if catch_unwind(AssertUnwindSafe(|| check(&bytes))).is_err() {
-            failed.push(
-                f.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-            );
-        }
-    }
-    eprintln!("{target}: {} seeds replayed", files.len());
-    assert!(
-        failed.is_empty(),
-        "{target}: {} of {} seeds fail: {failed:?} (replay one with `cargo +nightly fuzz run {target} fuzz/seeds/{target}/<file>` in fuzz/)",
-        failed.len(),
-        files.len()
+    replay::replay(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds"),
+        target,
+        check,
     );
 }
 
