@@ -94,6 +94,29 @@ pub fn open_device() -> Result<GpuContext> {
     pollster::block_on(open_device_async())
 }
 
+/// Which wgpu features the device that wgsample opens asks for. The
+/// sampler itself needs none; an engine that shares the device with
+/// wgsample (its model's kernels on the same `wgpu::Device`) may need some.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceFeatures {
+    /// No optional features (what [`open_device`] asks for).
+    #[default]
+    None,
+    /// Every feature the chosen adapter offers (for an engine, such as
+    /// burn's wgpu backend, whose kernels use whatever the adapter has).
+    AdapterAll,
+    /// Exactly these; an adapter that lacks any of them is an
+    /// [`Error::InvalidArgument`] naming the missing ones.
+    Exactly(wgpu::Features),
+}
+
+/// [`open_device_async`] with the features an engine needs: blocking form
+/// (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn open_device_with(features: DeviceFeatures) -> Result<GpuContext> {
+    pollster::block_on(open_device_with_async(features))
+}
+
 /// Opens a device on the best adapter wgpu can find.
 ///
 /// Adapter choice: the backends in `WGPU_BACKEND` (comma list, e.g.
@@ -109,13 +132,37 @@ pub fn open_device() -> Result<GpuContext> {
 /// Errors: [`Error::NoAdapter`] (with [`INSTALL_HINT`]) when there is no
 /// usable adapter, [`Error::Gpu`] when the device request fails.
 pub async fn open_device_async() -> Result<GpuContext> {
+    open_device_with_async(DeviceFeatures::None).await
+}
+
+/// Opens a device like [`open_device_async`] (same adapter choice, the
+/// adapter's own limits) with the optional features `features` names, so
+/// that an engine can run its own kernels on the device wgsample opened.
+///
+/// Errors: as [`open_device_async`], and [`Error::InvalidArgument`] when
+/// [`DeviceFeatures::Exactly`] names features the adapter lacks.
+pub async fn open_device_with_async(features: DeviceFeatures) -> Result<GpuContext> {
     let adapter = choose_adapter().await?;
 
     let adapter_info = adapter.get_info();
+    let required_features = match features {
+        DeviceFeatures::None => wgpu::Features::empty(),
+        DeviceFeatures::AdapterAll => adapter.features(),
+        DeviceFeatures::Exactly(f) => {
+            let missing = f - adapter.features();
+            if !missing.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "the adapter {} lacks the requested features {missing:?}",
+                    adapter_line(&adapter_info)
+                )));
+            }
+            f
+        }
+    };
     let (device, queue) = adapter
         .request_device(&wgpu::DeviceDescriptor {
             label: Some("wgsample"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             required_limits: adapter.limits(),
             ..Default::default()
         })

@@ -32,9 +32,12 @@ pub(crate) mod kit;
 pub(crate) mod philox;
 mod sampler;
 
+pub use device::{
+    DeviceFeatures, GpuContext, INSTALL_HINT, open_device_async, open_device_with_async,
+    rerun_with_runtime_dir,
+};
 #[cfg(not(target_arch = "wasm32"))]
-pub use device::open_device;
-pub use device::{GpuContext, INSTALL_HINT, open_device_async, rerun_with_runtime_dir};
+pub use device::{open_device, open_device_with};
 pub use kit::{DType, LogitsView};
 pub use sampler::{GpuSampler, Plan, PlannedDispatch, RowPath, SamplerConfig, logits_bytes};
 
