@@ -65,10 +65,12 @@ pub mod rng;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod twins;
+pub mod verify;
 
 pub use cpu::{CpuSampler, Distribution, filtered_distribution};
 pub use error::{Error, Result};
 pub use params::{RowState, SamplingParams, allowed_mask};
+pub use verify::{Drafts, VerifyOutput, check_drafts};
 
 /// Every compute shader the crate dispatches, as `(name, full WGSL source,
 /// entry point)`, exactly as handed to `create_shader_module`: the GPU
@@ -96,6 +98,12 @@ pub enum Status {
     InvalidLogits,
     /// Masks, bias and penalties left every token at -inf: no token.
     NoCandidates,
+    /// Speculative-decoding verification only, on the GPU with draft
+    /// probabilities in a device buffer: a draft row of `q` did not sum to
+    /// 1 within 1e-3, held a negative or non-finite value, or gave its
+    /// draft token probability 0. The row emits nothing. (Host slices are
+    /// checked before anything runs and give an [`Error`] instead.)
+    InvalidDraft,
 }
 
 impl Status {
@@ -106,6 +114,7 @@ impl Status {
             Status::Ok => "ok",
             Status::InvalidLogits => "invalid_logits",
             Status::NoCandidates => "no_candidates",
+            Status::InvalidDraft => "invalid_draft",
         }
     }
 
@@ -116,6 +125,7 @@ impl Status {
             0 => Some(Status::Ok),
             1 => Some(Status::InvalidLogits),
             2 => Some(Status::NoCandidates),
+            3 => Some(Status::InvalidDraft),
             _ => None,
         }
     }
@@ -126,6 +136,7 @@ impl Status {
             Status::Ok => 0,
             Status::InvalidLogits => 1,
             Status::NoCandidates => 2,
+            Status::InvalidDraft => 3,
         }
     }
 }
@@ -142,6 +153,35 @@ pub struct RowOutput {
     pub logprob: f32,
     /// What happened to the row.
     pub status: Status,
+}
+
+/// The largest [`SamplingParams::top_logprobs`]: 20, as in the OpenAI API.
+pub const MAX_TOP_LOGPROBS: u32 = 20;
+
+/// One entry of a top-logprobs list: a token and its logprob under the raw
+/// input logits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenLogprob {
+    /// Token id.
+    pub token: u32,
+    /// `log_softmax(raw logits)[token]`, computed like
+    /// [`RowOutput::logprob`].
+    pub logprob: f32,
+}
+
+/// A row's top log-probabilities (SPEC.md "Top log-probabilities"), when
+/// its [`SamplingParams::top_logprobs`] `N` is above 0 and its status is
+/// `Ok`: the `N` most probable tokens under the raw `log_softmax`
+/// (`min(N, V)` of them; a raw logit of -inf counts as least probable),
+/// most probable first, ties to the lower id, and the sampled token's
+/// rank. Otherwise `rank == 0` and `entries` is empty.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TopLogprobs {
+    /// 1 + the number of tokens whose raw logit is strictly greater than
+    /// the sampled token's (vLLM's rank); 0 when the row returned none.
+    pub rank: u32,
+    /// The `N` most probable tokens, most probable first.
+    pub entries: Vec<TokenLogprob>,
 }
 
 /// A borrowed `[B, V]` batch of logits, row-major, in one of the supported

@@ -53,6 +53,11 @@ pub struct SamplingParams {
     /// Seed of the row's Philox stream (key = low, high 32 bits).
     /// Default `0`.
     pub seed: u64,
+    /// How many of the most probable tokens (under the raw `log_softmax`,
+    /// like `logprob`) to return with their logprobs, and the sampled
+    /// token's rank (SPEC.md "Top log-probabilities"). `0` to
+    /// [`crate::MAX_TOP_LOGPROBS`]; `0` is off. Default `0`.
+    pub top_logprobs: u32,
 }
 
 impl Default for SamplingParams {
@@ -71,6 +76,7 @@ impl Default for SamplingParams {
             eos_token_ids: Vec::new(),
             min_new_tokens: 0,
             seed: 0,
+            top_logprobs: 0,
         }
     }
 }
@@ -154,6 +160,14 @@ impl SamplingParams {
                 "frequency_penalty",
                 self.frequency_penalty,
                 "must be finite",
+            ));
+        }
+        if self.top_logprobs > crate::MAX_TOP_LOGPROBS {
+            return Err(bad(
+                row,
+                "top_logprobs",
+                self.top_logprobs,
+                &format!("must be in 0..={}", crate::MAX_TOP_LOGPROBS),
             ));
         }
         let mut seen = std::collections::BTreeSet::new();

@@ -74,6 +74,17 @@ pub fn gumbel_from_uniform(u: f32) -> f32 {
     -(-u.ln()).ln()
 }
 
+/// The acceptance uniform of speculative decoding (SPEC.md "Speculative
+/// decoding") for the draft token verified at `step`: lane 0 of the Philox
+/// block with key (seed) and counter `(0, step low, step high, 1)`, made a
+/// uniform by [`uniform_from_word`]. The counter's last word (1) keeps it
+/// apart from every Gumbel word (whose last word is 0).
+#[inline]
+pub fn accept_uniform(seed: u64, step: u64) -> f32 {
+    let c = [0, step as u32, (step >> 32) as u32, 1];
+    uniform_from_word(philox4x32_10(c, key_for_seed(seed))[0])
+}
+
 /// The Gumbel value `g_i` for token `i` at `step` under `seed`.
 #[inline]
 pub fn gumbel(seed: u64, step: u64, i: u32) -> f32 {

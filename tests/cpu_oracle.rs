@@ -237,6 +237,7 @@ fn row_strategy(v: usize) -> BoxedStrategy<RowCase> {
                     eos_token_ids: if on(OP_EOS) { eos } else { vec![] },
                     min_new_tokens: if on(OP_EOS) { min_new } else { 0 },
                     seed,
+                    top_logprobs: 0,
                 };
                 RowCase {
                     logits,

@@ -193,6 +193,7 @@ impl SamplingArgs {
             eos_token_ids: self.eos.clone(),
             min_new_tokens: self.min_new_tokens,
             seed: self.seed,
+            top_logprobs: 0,
         }
     }
 }
