@@ -13,7 +13,8 @@
 //   state   per-row decode state: n, step, and the seen-token list + counts
 //   scratch per-row words, then per-(row, chunk) partial reductions
 //   cands   per-(row, chunk) candidates: the chunk's CAND largest keys
-//   outbuf  tokens [B], then logprob bits [B], then statuses [B]
+//   outbuf  tokens [B], logprob bits [B], statuses [B], ranks [B], then
+//           TOPN (token, logprob bits) pairs a row
 
 struct Dims {
     batch: u32,
@@ -24,6 +25,14 @@ struct Dims {
     cap: u32,         // seen-list capacity per row
     logits_off: u32,  // element offset of row 0 inside the logits binding
     max_batch: u32,
+    rank_off: u32,    // word offset of the rank counters in ovtab
+    positions: u32,   // verify: k + 1 positions per row (1 when sampling)
+    drafts_off: u32,  // verify: word offset of the [B, k] drafts in lists
+    vmode: u32,       // 0 sampling, 1 verify, 2 verify with draft probabilities
+    q_off: u32,       // verify with draft probabilities: element offset of q
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 struct RowParams {
@@ -46,7 +55,7 @@ struct RowParams {
     eos_len: u32,
     prompt_off: u32,
     prompt_len: u32,
-    pad1: u32,
+    top_n: u32,    // top logprobs asked for (0 = none)
     allowed_off: u32,
     ov_off: u32,   // word offset of the row's overlay table in ovtab
     ov_cap: u32,   // slots of the table (a power of two), 0 = no table
@@ -103,6 +112,17 @@ fn part(r: u32, c: u32, field: u32) -> u32 {
 fn cand_at(r: u32, j: u32) -> u32 {
     return (r * dims.chunks * CAND + j) * 2u;
 }
+
+// Word index of top-logprob candidate j (0 .. chunks * TOPN) of row r,
+// after every row's CAND candidates: (key of the raw logit, index).
+fn tl_at(r: u32, j: u32) -> u32 {
+    return (dims.max_batch * dims.chunks * CAND + r * dims.chunks * TOPN + j) * 2u;
+}
+
+// Output words (see the header): the rank of row r, and pair j of its
+// top logprobs.
+fn out_rank(r: u32) -> u32 { return dims.batch * 3u + r; }
+fn out_pair(r: u32, j: u32) -> u32 { return dims.batch * 4u + (r * TOPN + j) * 2u; }
 
 // ---- per-row decode state
 // header [max_batch * 4]: n, step_lo, step_hi, seen_len; then the seen

@@ -277,8 +277,7 @@ fn finish_row(r: u32, lid: u32, tok: u32, status: u32, rmax: f32, rsum: f32) {
             outbuf[b + r] = 0x7FC00000u;
         } else {
             outbuf[r] = tok;
-            let x = bitcast<f32>(raw_bits(r, tok));
-            outbuf[b + r] = bitcast<u32>((x - rmax) - ln_f32(rsum));
+            outbuf[b + r] = raw_logprob_bits(r, tok, rmax, rsum);
             // State update: c_tok += 1, n += 1, s += 1.
             state[st_n(r)] += 1u;
             let lo = state[st_step_lo(r)] + 1u;
@@ -298,6 +297,62 @@ fn finish_row(r: u32, lid: u32, tok: u32, status: u32, rmax: f32, rsum: f32) {
                     state[st_seen_cnt(slot, len)] = 1u;
                     state[st_seen_len(r)] = len + 1u;
                 }
+            }
+        }
+    }
+}
+
+// log_softmax of the raw logit of token t (row r), as f32 bits.
+fn raw_logprob_bits(r: u32, t: u32, rmax: f32, rsum: f32) -> u32 {
+    let x = bitcast<f32>(raw_bits(r, t));
+    return bitcast<u32>((x - rmax) - ln_f32(rsum));
+}
+
+// Step 11, top logprobs (rows with top_n > 0 and a token): the row's n
+// largest raw logits, most probable first, ties to the lower index,
+// merged from the chunks' sorted lists by n rounds of a fixed-tree
+// argmax over the entries after the last one taken (so the order never
+// depends on timing). Also starts the rank counter at 1 (rank.wgsl adds
+// the tokens above). Uniform control flow.
+fn top_logprobs(r: u32, lid: u32, n: u32, rmax: f32, rsum: f32) {
+    if (lid == 0u) {
+        atomicStore(&ovtab[dims.rank_off + r], 1u);
+    }
+    var pk = 0u;
+    var pi = NONE;
+    let total = dims.chunks * n;
+    for (var t = 0u; t < n; t++) {
+        var bk = 0u;
+        var bi = NONE;
+        for (var j = lid; j < total; j += WG) {
+            let w = tl_at(r, (j / n) * TOPN + j % n);
+            let k = cands[w];
+            let i = cands[w + 1u];
+            let after = t == 0u || ka_before(pk, pi, k, i);
+            if (i != NONE && after && ka_before(k, i, bk, bi)) {
+                bk = k;
+                bi = i;
+            }
+        }
+        workgroupBarrier();
+        wa[lid] = bk;
+        wb[lid] = bi;
+        workgroupBarrier();
+        for (var s = WG / 2u; s > 0u; s >>= 1u) {
+            if (lid < s && ka_before(wa[lid + s], wb[lid + s], wa[lid], wb[lid])) {
+                wa[lid] = wa[lid + s];
+                wb[lid] = wb[lid + s];
+            }
+            workgroupBarrier();
+        }
+        pk = workgroupUniformLoad(&wa[0]);
+        pi = workgroupUniformLoad(&wb[0]);
+        if (lid == 0u) {
+            outbuf[out_pair(r, t)] = pi;
+            if (pi == NONE) {
+                outbuf[out_pair(r, t) + 1u] = 0x7FC00000u;
+            } else {
+                outbuf[out_pair(r, t) + 1u] = raw_logprob_bits(r, pi, rmax, rsum);
             }
         }
     }
@@ -507,6 +562,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             status = select(ST_OK, ST_NONE, tok == NONE);
             break;
         }
+    }
+    if (lid == 0u) {
+        atomicStore(&ovtab[dims.rank_off + r], 0u);
+    }
+    if ((p.flags & FLAG_TOPLP) != 0u && status == ST_OK) {
+        top_logprobs(r, lid, p.top_n, rmax, rsum);
     }
     finish_row(r, lid, tok, status, rmax, rsum);
 }

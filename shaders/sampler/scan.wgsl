@@ -15,7 +15,10 @@
 //   - filtered rows: the chunk's CAND largest keys of z / T among each
 //     invocation's two best, sorted (a bitonic sort of 512 pairs in
 //     workgroup memory), and the largest key left out (finish.wgsl uses it
-//     to prove its candidates complete).
+//     to prove its candidates complete);
+//   - rows that ask for top logprobs: the chunk's top_n largest raw logits
+//     (a bitonic sort of all 1024 in workgroup memory), ties to the lower
+//     index, which finish.wgsl merges.
 // It writes these as partials and candidates; finish.wgsl merges them.
 
 var<workgroup> wg_flags: atomic<u32>;
@@ -25,6 +28,8 @@ var<workgroup> wg_mode: u32;
 const MODE_GREEDY: u32 = 0u;
 const MODE_PLAIN: u32 = 1u;
 const MODE_FILTERED: u32 = 2u;
+// Bit added to the mode of rows that ask for top logprobs.
+const MODE_TOPLP: u32 = 16u;
 // Pairs sorted per chunk: two per invocation.
 const KEPT: u32 = 2u * WG;
 
@@ -44,9 +49,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         } else if ((p.flags & FILTERS) != 0u) {
             m = MODE_FILTERED;
         }
+        if ((p.flags & FLAG_TOPLP) != 0u) {
+            m |= MODE_TOPLP;
+        }
         wg_mode = m;
     }
-    let mode = workgroupUniformLoad(&wg_mode);
+    let mode_bits = workgroupUniformLoad(&wg_mode);
+    let mode = mode_bits & 15u;
     let c = wg.x;
     let base = c * CHUNK + lid * ITEMS;
     var raw = vec2<f32>(f32_neg_inf(), 0.0);
@@ -56,6 +65,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var flags = 0u;
     var tkeys = array<u32, 4>(0u, 0u, 0u, 0u);
     var tzt = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+    // Keys of the raw logits (top logprobs), 0 past the row's end.
+    var rkeys = array<u32, 4>(0u, 0u, 0u, 0u);
     let want_mass = (p.flags & FLAG_TOP_P) != 0u;
     for (var q = 0u; q < ITEMS; q++) {
         let i = base + q;
@@ -64,8 +75,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             // Step 1: input check (NaN or +inf makes the row invalid).
             if (bits_is_invalid_logit(rb)) {
                 flags |= 1u;
-            } else if (!bits_is_neg_inf(rb)) {
-                raw = add_ms(raw, bitcast<f32>(rb));
+            } else {
+                rkeys[q] = okey(bitcast<f32>(rb));
+                if (!bits_is_neg_inf(rb)) {
+                    raw = add_ms(raw, bitcast<f32>(rb));
+                }
             }
             let zb = z_bits(r, i, p);
             // +inf (a bias or penalty that overflowed) is a candidate.
@@ -137,9 +151,57 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         scratch[part(r, c, P_TSUM)] = wb[768];
         scratch[part(r, c, P_EXCL)] = 0u;
     }
-    if (mode != MODE_FILTERED) {
-        return;
+    if (mode == MODE_FILTERED) {
+        filtered_candidates(r, c, lid, tkeys);
     }
+    if ((mode_bits & MODE_TOPLP) != 0u) {
+        top_raw(r, c, lid, p.top_n, rkeys);
+    }
+}
+
+// The chunk's top_n largest raw keys, ties to the lower index: all 1024
+// (key, index) pairs sorted in workgroup memory (bitonic, two
+// compare-exchanges per invocation and stage). Uniform control flow.
+fn top_raw(r: u32, c: u32, lid: u32, n: u32, rkeys: array<u32, 4>) {
+    // (wa/wb may still be read by the section before.)
+    workgroupBarrier();
+    for (var q = 0u; q < ITEMS; q++) {
+        let i = c * CHUNK + lid * ITEMS + q;
+        wa[lid * ITEMS + q] = rkeys[q];
+        wb[lid * ITEMS + q] = select(NONE, i, rkeys[q] != 0u);
+    }
+    workgroupBarrier();
+    for (var k = 2u; k <= CHUNK; k <<= 1u) {
+        for (var j = k >> 1u; j > 0u; j >>= 1u) {
+            for (var h = 0u; h < 2u; h++) {
+                let q = lid + h * WG;
+                let a = ((q & ~(j - 1u)) << 1u) | (q & (j - 1u));
+                let b = a + j;
+                let first = (a & k) == 0u;
+                let ka = wa[a];
+                let ia = wb[a];
+                let kb = wa[b];
+                let ib = wb[b];
+                if (ka_before(kb, ib, ka, ia) == first) {
+                    wa[a] = kb;
+                    wb[a] = ib;
+                    wa[b] = ka;
+                    wb[b] = ia;
+                }
+            }
+            workgroupBarrier();
+        }
+    }
+    if (lid < n) {
+        let w = tl_at(r, c * TOPN + lid);
+        cands[w] = wa[lid];
+        cands[w + 1u] = wb[lid];
+    }
+}
+
+// Step 8's candidates of a filtered row (see the header). Uniform
+// control flow.
+fn filtered_candidates(r: u32, c: u32, lid: u32, tkeys: array<u32, 4>) {
     // (Invocation 0 has read the reduction out of wa/wb before they are
     // reused.)
     workgroupBarrier();

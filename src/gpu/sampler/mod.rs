@@ -74,7 +74,9 @@ use super::kit::{
     DType, LogitsBinding, LogitsView, Readback, buffer_entry, check_binding_size,
     check_buffer_size, check_word_index, max_binding, read_async, storage_buffer,
 };
-use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status};
+use crate::{
+    Error, Logits, Result, RowOutput, RowState, SamplingParams, Status, TokenLogprob, TopLogprobs,
+};
 use passes::ALL;
 
 /// How the `finish` pass settled a row's min-p, top-k and top-p
@@ -165,7 +167,7 @@ struct RowParamsGpu {
     eos_len: u32,
     prompt_off: u32,
     prompt_len: u32,
-    pad1: u32,
+    top_n: u32,
     allowed_off: u32,
     ov_off: u32,
     ov_cap: u32,
@@ -184,7 +186,18 @@ struct Dims {
     cap: u32,
     logits_off: u32,
     max_batch: u32,
+    rank_off: u32,
+    positions: u32,
+    drafts_off: u32,
+    vmode: u32,
+    q_off: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
+
+/// Bytes of the uniform `Dims`.
+const DIMS_BYTES: u64 = std::mem::size_of::<Dims>() as u64;
 
 const FLAG_GREEDY: u32 = 1;
 const FLAG_MIN_P: u32 = 4;
@@ -193,6 +206,13 @@ const FLAG_TOP_P: u32 = 16;
 const FLAG_ALLOWED: u32 = 32;
 const FLAG_SCALED: u32 = 128;
 const FLAG_OVERLAY: u32 = 256;
+const FLAG_TOPLP: u32 = 512;
+/// Entries per (row, chunk) of the top-logprob candidates, and per row of
+/// the output (`TOPN`).
+const TOPN: u64 = crate::MAX_TOP_LOGPROBS as u64;
+/// Output words per row: token, logprob, status, rank, then `TOPN`
+/// (token, logprob) pairs.
+const OUT_WORDS: u64 = 4 + 2 * TOPN;
 const FILTERS: u32 = FLAG_MIN_P | FLAG_TOP_K | FLAG_TOP_P;
 
 /// Logits per workgroup in the dense pass (`CHUNK` in bindings.wgsl).
@@ -226,6 +246,9 @@ fn row_flags(p: &SamplingParams, v: usize) -> u32 {
         }
     }
     let eos_possible = !p.eos_token_ids.is_empty() && p.min_new_tokens > 0;
+    if p.top_logprobs > 0 {
+        flags |= FLAG_TOPLP;
+    }
     if !p.banned_tokens.is_empty()
         || eos_possible
         || !p.logit_bias.is_empty()
@@ -252,7 +275,10 @@ pub struct GpuSampler {
     out_buf: wgpu::Buffer,
     /// Per-row overlay tables (binding 2), grown when params need more.
     ov_buf: wgpu::Buffer,
-    /// Per-chunk candidates (binding 7), created when a row first filters.
+    /// Word offset of the rank counters in `ov_buf`.
+    rank_off: u32,
+    /// Per-chunk candidates (binding 7), created when a row first filters
+    /// or asks for top logprobs.
     cand_buf: Option<wgpu::Buffer>,
     /// Bound where the candidates are not needed yet.
     dummy: wgpu::Buffer,
@@ -390,7 +416,7 @@ impl GpuSampler {
             let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some("wgsample sampler"),
                 entries: &[
-                    buffer_entry(0, T::Uniform, Some(32)),
+                    buffer_entry(0, T::Uniform, Some(DIMS_BYTES)),
                     buffer_entry(1, ro, None),
                     buffer_entry(2, rw, None),
                     buffer_entry(3, ro, None),
@@ -421,7 +447,7 @@ impl GpuSampler {
                 pipelines,
                 dims_buf: device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("wgsample dims"),
-                    size: 32,
+                    size: DIMS_BYTES,
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 }),
@@ -442,11 +468,17 @@ impl GpuSampler {
                 out_buf: storage_buffer(
                     device,
                     "wgsample out",
-                    b * 12,
+                    b * OUT_WORDS * 4,
                     wgpu::BufferUsages::COPY_SRC,
                 ),
-                ov_buf: storage_buffer(device, "wgsample overlay", 16, none),
+                ov_buf: storage_buffer(
+                    device,
+                    "wgsample overlay",
+                    16,
+                    wgpu::BufferUsages::COPY_SRC,
+                ),
                 cand_buf: None,
+                rank_off: 0,
                 dummy: storage_buffer(device, "wgsample candidates (unused)", 16, none),
                 upload: None,
                 layout,
@@ -629,7 +661,7 @@ impl GpuSampler {
             &self.ctx.device,
             label,
             size,
-            wgpu::BufferUsages::empty(),
+            wgpu::BufferUsages::COPY_SRC,
         ))
     }
 
@@ -785,6 +817,7 @@ impl GpuSampler {
                 presence: p.presence_penalty,
                 freq: p.frequency_penalty,
                 min_new: p.min_new_tokens,
+                top_n: p.top_logprobs,
                 seed_lo: p.seed as u32,
                 seed_hi: (p.seed >> 32) as u32,
                 ..Default::default()
@@ -833,6 +866,11 @@ impl GpuSampler {
             self.flags[r] = flags;
             gpu.push(g);
         }
+        // Then the rank counters of the top-logprob rows (one word a row,
+        // copied into the output after the rank pass).
+        self.rank_off = u32::try_from(ov_words)
+            .map_err(|_| Error::Gpu("the rows' overlay tables exceed 2^32 words".into()))?;
+        ov_words += u64::from(self.cfg.max_batch);
         let bytes = (lists.len() as u64 * 4).max(16);
         let ov_bytes = (ov_words * 4).max(16);
         self.lists_buf = self.fitted(
@@ -984,14 +1022,16 @@ impl GpuSampler {
         if self.dirty {
             self.upload_params()?;
         }
-        let filtered = self.flags[..rows].iter().any(|&x| x & FILTERS != 0);
+        let filtered = self.flags[..rows]
+            .iter()
+            .any(|&x| x & (FILTERS | FLAG_TOPLP) != 0);
         if filtered && self.cand_buf.is_none() {
-            let bytes = u64::from(self.cfg.max_batch) * u64::from(self.chunks) * CAND * 8;
+            let bytes = u64::from(self.cfg.max_batch) * u64::from(self.chunks) * (CAND + TOPN) * 8;
             check_word_index("the candidate buffer", bytes)?;
             if bytes > limits.max_storage_buffer_binding_size {
                 return Err(Error::limit(
                     format!(
-                        "the candidate buffer ({CAND} per {CHUNK} logits of [max_batch, V], bytes)"
+                        "the candidate buffer ({CAND} + {TOPN} per {CHUNK} logits of [max_batch, V], bytes)"
                     ),
                     bytes,
                     "max_storage_buffer_binding_size",
@@ -1016,6 +1056,9 @@ impl GpuSampler {
             cap: self.cfg.max_seen_tokens,
             logits_off: bind.base,
             max_batch: self.cfg.max_batch,
+            rank_off: self.rank_off,
+            positions: 1,
+            ..Default::default()
         };
         // The uniform changes only with the batch, dtype or offset: a decode
         // loop over a fixed buffer uploads nothing per step.
@@ -1086,6 +1129,19 @@ impl GpuSampler {
             if let Some((q, first)) = stamps {
                 pass.write_timestamp(q, first + plan.passes.len() as u32);
             }
+            drop(pass);
+            // The rank pass counts into the overlay buffer (the one
+            // binding with atomics); its counters join the output here.
+            if plan.passes.iter().any(|d| d.pass == passes::idx::RANK) {
+                let b = u64::from(self.last_batch);
+                encoder.copy_buffer_to_buffer(
+                    &self.ov_buf,
+                    u64::from(self.rank_off) * 4,
+                    &self.out_buf,
+                    3 * b * 4,
+                    b * 4,
+                );
+            }
             Ok(())
         })
     }
@@ -1102,7 +1158,7 @@ impl GpuSampler {
                 wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: &self.dims_buf,
                     offset: 0,
-                    size: wgpu::BufferSize::new(32),
+                    size: wgpu::BufferSize::new(DIMS_BYTES),
                 }),
                 wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: logits,
@@ -1185,7 +1241,11 @@ impl GpuSampler {
     /// `NO_TOKEN` for rows without a token), then `B` logprobs (f32), then
     /// `B` status codes (u32, see [`Status::code`]), `B` being the batch of
     /// the last [`GpuSampler::record`]. The first `4 B` bytes can feed the
-    /// model's next step directly.
+    /// model's next step directly. Then, for rows that asked for top
+    /// logprobs ([`SamplingParams::top_logprobs`] `N > 0`) and got a
+    /// token: `B` ranks (u32), then per row `MAX_TOP_LOGPROBS` (token u32,
+    /// logprob f32) pairs of which the first `min(N, V)` are set (words
+    /// `4 B + 40 r ..`); other rows' words there are unspecified.
     pub fn output_buffer(&self) -> &wgpu::Buffer {
         &self.out_buf
     }
@@ -1219,6 +1279,130 @@ impl GpuSampler {
             )
             .await?;
         decode_outputs(&bytes, b as usize, self.cfg.vocab)
+    }
+
+    /// [`GpuSampler::submit_and_read`], also reading back the ranks and
+    /// top logprobs of the rows that asked for them (see
+    /// [`GpuSampler::output_buffer`]): `16 + 160` bytes a row. Rows with
+    /// `top_logprobs == 0` or without a token get `TopLogprobs::default()`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn submit_and_read_with_top_logprobs(
+        &self,
+        encoder: wgpu::CommandEncoder,
+    ) -> Result<(Vec<RowOutput>, Vec<TopLogprobs>)> {
+        pollster::block_on(self.submit_and_read_with_top_logprobs_async(encoder))
+    }
+
+    /// The async form of [`GpuSampler::submit_and_read_with_top_logprobs`].
+    pub async fn submit_and_read_with_top_logprobs_async(
+        &self,
+        encoder: wgpu::CommandEncoder,
+    ) -> Result<(Vec<RowOutput>, Vec<TopLogprobs>)> {
+        let b = self.last_batch;
+        let bytes = self
+            .readback
+            .read_async(
+                &self.ctx,
+                encoder,
+                &self.out_buf,
+                u64::from(b) * OUT_WORDS * 4,
+                "reading the sampled tokens and top logprobs",
+            )
+            .await?;
+        let rows = decode_outputs(&bytes, b as usize, self.cfg.vocab)?;
+        let w: &[u32] = bytemuck::cast_slice(&bytes);
+        let b = b as usize;
+        let top = rows
+            .iter()
+            .enumerate()
+            .map(|(r, o)| {
+                let n = self.params[r].top_logprobs.min(self.cfg.vocab) as usize;
+                if n == 0 || o.status != Status::Ok {
+                    return Ok(TopLogprobs::default());
+                }
+                let entries = (0..n)
+                    .map(|j| {
+                        let at = 4 * b + (r * TOPN as usize + j) * 2;
+                        let token = w[at];
+                        if token >= self.cfg.vocab {
+                            return Err(Error::Gpu(format!(
+                                "row {r}: top-logprob token {token} is out of range"
+                            )));
+                        }
+                        Ok(TokenLogprob {
+                            token,
+                            logprob: f32::from_bits(w[at + 1]),
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(TopLogprobs {
+                    rank: w[3 * b + r],
+                    entries,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((rows, top))
+    }
+
+    /// [`GpuSampler::sample_host`] with the ranks and top logprobs of the
+    /// rows that asked for them (see
+    /// [`GpuSampler::submit_and_read_with_top_logprobs`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn sample_host_with_top_logprobs(
+        &mut self,
+        logits: Logits<'_>,
+        batch: u32,
+    ) -> Result<(Vec<RowOutput>, Vec<TopLogprobs>)> {
+        pollster::block_on(self.sample_host_with_top_logprobs_async(logits, batch))
+    }
+
+    /// The async form of [`GpuSampler::sample_host_with_top_logprobs`].
+    pub async fn sample_host_with_top_logprobs_async(
+        &mut self,
+        logits: Logits<'_>,
+        batch: u32,
+    ) -> Result<(Vec<RowOutput>, Vec<TopLogprobs>)> {
+        let up = self.upload_host(logits, batch)?;
+        let device = self.ctx.device.clone();
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("wgsample step"),
+        });
+        let view = LogitsView {
+            buffer: &up.0,
+            offset: 0,
+            dtype: up.1,
+        };
+        scoped_async(&device, "recording the sampling passes", || {
+            self.record(&mut encoder, view, batch)
+        })
+        .await?;
+        self.submit_and_read_with_top_logprobs_async(encoder).await
+    }
+
+    /// Copies host logits (`batch * V` values) into the sampler's upload
+    /// buffer (grown when needed); returns it and the dtype.
+    fn upload_host(&mut self, logits: Logits<'_>, batch: u32) -> Result<(wgpu::Buffer, DType)> {
+        let v = self.cfg.vocab as usize;
+        if Some(logits.len()) != (batch as usize).checked_mul(v) {
+            return Err(Error::InvalidArgument(format!(
+                "{} logits do not form a [{batch}, {v}] batch",
+                logits.len()
+            )));
+        }
+        let (bytes, dtype) = logits_bytes(logits);
+        let size = bytes.len() as u64;
+        check_buffer_size(&self.ctx.device, "the logits upload", size)?;
+        if self.upload.as_ref().is_none_or(|b| b.size() < size) {
+            self.upload = Some(storage_buffer(
+                &self.ctx.device,
+                "wgsample logits upload",
+                size,
+                wgpu::BufferUsages::empty(),
+            ));
+        }
+        let up = self.upload.clone().expect("created above");
+        self.ctx.queue.write_buffer(&up, 0, &bytes);
+        Ok((up, dtype))
     }
 
     /// Records, submits and reads back one sampling step over rows
@@ -1263,26 +1447,7 @@ impl GpuSampler {
         logits: Logits<'_>,
         batch: u32,
     ) -> Result<Vec<RowOutput>> {
-        let v = self.cfg.vocab as usize;
-        if Some(logits.len()) != (batch as usize).checked_mul(v) {
-            return Err(Error::InvalidArgument(format!(
-                "{} logits do not form a [{batch}, {v}] batch",
-                logits.len()
-            )));
-        }
-        let (bytes, dtype) = logits_bytes(logits);
-        let size = bytes.len() as u64;
-        check_buffer_size(&self.ctx.device, "the logits upload", size)?;
-        if self.upload.as_ref().is_none_or(|b| b.size() < size) {
-            self.upload = Some(storage_buffer(
-                &self.ctx.device,
-                "wgsample logits upload",
-                size,
-                wgpu::BufferUsages::empty(),
-            ));
-        }
-        let up = self.upload.clone().expect("created above");
-        self.ctx.queue.write_buffer(&up, 0, &bytes);
+        let (up, dtype) = self.upload_host(logits, batch)?;
         self.sample_async(
             LogitsView {
                 buffer: &up,
@@ -1460,7 +1625,7 @@ mod layout_tests {
                 wgsl_layout(&src, "RowParams"),
                 rust_layout!(RowParamsGpu; temperature, top_k, top_p, ln_min_p, rep, presence,
                     freq, flags, min_new, seed_lo, seed_hi, bias_off, bias_len, banned_off,
-                    banned_len, eos_off, eos_len, prompt_off, prompt_len, pad1,
+                    banned_len, eos_off, eos_len, prompt_off, prompt_len, top_n,
                     allowed_off, ov_off, ov_cap, seen_slot),
                 "RowParams in {}",
                 pass.name
@@ -1468,7 +1633,7 @@ mod layout_tests {
             assert_eq!(
                 wgsl_layout(&src, "Dims"),
                 rust_layout!(Dims; batch, vocab, chunks, dtype, slots, cap, logits_off,
-                    max_batch),
+                    max_batch, rank_off, positions, drafts_off, vmode, q_off, pad0, pad1, pad2),
                 "Dims in {}",
                 pass.name
             );

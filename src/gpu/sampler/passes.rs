@@ -56,21 +56,29 @@ pass_module!(
     "Merges the chunk partials, runs min-p, top-k and top-p on the candidates (or the row), samples, writes outputs and state."
 );
 
+pass_module!(
+    rank,
+    "rank.wgsl",
+    Grid::PerChunk,
+    "The sampled token's rank for rows that ask for top logprobs: a count of the larger raw logits."
+);
+
 /// Every pass, in pipeline-cache order.
-pub(crate) const ALL: [Pass; 3] = [overlay::PASS, scan::PASS, finish::PASS];
+pub(crate) const ALL: [Pass; 4] = [overlay::PASS, scan::PASS, finish::PASS, rank::PASS];
 
 /// Index of each pass in [`ALL`].
 pub(crate) mod idx {
     pub const OVERLAY: usize = 0;
     pub const SCAN: usize = 1;
     pub const FINISH: usize = 2;
+    pub const RANK: usize = 3;
 }
 
 /// The constants the Rust side and the WGSL share, as WGSL, generated from
 /// the Rust values so they are written once.
 pub(crate) fn wgsl_constants() -> String {
     use super::*;
-    let consts: [(&str, u64); 19] = [
+    let consts: [(&str, u64); 22] = [
         ("FLAG_GREEDY", FLAG_GREEDY.into()),
         ("FLAG_MIN_P", FLAG_MIN_P.into()),
         ("FLAG_TOP_K", FLAG_TOP_K.into()),
@@ -78,6 +86,9 @@ pub(crate) fn wgsl_constants() -> String {
         ("FLAG_ALLOWED", FLAG_ALLOWED.into()),
         ("FLAG_SCALED", FLAG_SCALED.into()),
         ("FLAG_OVERLAY", FLAG_OVERLAY.into()),
+        ("FLAG_TOPLP", FLAG_TOPLP.into()),
+        ("TOPN", TOPN),
+        ("OUT_WORDS", OUT_WORDS),
         ("FILTERS", FILTERS.into()),
         ("CHUNK", CHUNK.into()),
         ("CAND", CAND),

@@ -7,8 +7,8 @@
 //! runs. Keeping the plan separate from the wgpu calls is what lets it be
 //! tested without a device.
 
-use super::FLAG_OVERLAY;
 use super::passes::{ALL, Grid, idx};
+use super::{FLAG_OVERLAY, FLAG_TOPLP};
 
 /// One compute dispatch of a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,10 @@ impl Plan {
     ///   `min_new_tokens`, a logit bias or penalties (one workgroup a row,
     ///   touching only the listed tokens);
     /// - `scan`, the one dense pass, always;
-    /// - `finish`, one workgroup a row, always.
+    /// - `finish`, one workgroup a row, always;
+    /// - `rank` when a row asks for top logprobs: a second read of the
+    ///   rows, counting the raw logits above the sampled token's (its rank
+    ///   needs the token, which only `finish` knows).
     pub(crate) fn for_rows(flags: &[u32], chunks: u32, batch: u32) -> Plan {
         let any = |f: u32| flags.iter().any(|&x| x & f != 0);
         let mut plan = Plan::default();
@@ -65,6 +68,9 @@ impl Plan {
         }
         add(idx::SCAN);
         add(idx::FINISH);
+        if any(FLAG_TOPLP) {
+            add(idx::RANK);
+        }
         plan
     }
 
@@ -110,6 +116,12 @@ mod tests {
         assert_eq!(counts(&[FLAG_TOP_P | ov]), (3, 1));
         assert_eq!(counts(&[FLAG_TOP_K | FLAG_TOP_P | ov]), (3, 1));
         assert_eq!(counts(&[FLAG_GREEDY | FLAG_ALLOWED]), (2, 1));
+        // Top logprobs: the rank pass reads the rows a second time.
+        assert_eq!(counts(&[super::super::FLAG_TOPLP]), (3, 2));
+        assert_eq!(
+            counts(&[FLAG_TOP_P | ov | super::super::FLAG_TOPLP]),
+            (4, 2)
+        );
         // A batch takes the union of its rows' needs.
         assert_eq!(counts(&[FLAG_TOP_K, FLAG_GREEDY, ov]), (3, 1));
     }
