@@ -181,10 +181,17 @@ fn main() {
         }
     }
     c.final_summary();
-    println!("== wgsample verify (k = {K}): rows whose GPU tokens equal the CPU's; drafts accepted ==");
-    println!("# adapter: {adapter}; cpu_all: {threads} threads; medians: target/criterion/verify_b*_v*/<path>/<case>");
+    println!(
+        "== wgsample verify (k = {K}): rows whose GPU tokens equal the CPU's; drafts accepted =="
+    );
+    println!(
+        "# adapter: {adapter}; cpu_all: {threads} threads; medians: target/criterion/verify_b*_v*/<path>/<case>"
+    );
     for (b, v, case, matched, acc) in table {
-        println!("{b:<6} {v:<7} {case:<7} match {matched:<7} accepted {acc}/{}", b * K);
+        println!(
+            "{b:<6} {v:<7} {case:<7} match {matched:<7} accepted {acc}/{}",
+            b * K
+        );
     }
     println!("== end ==");
 }

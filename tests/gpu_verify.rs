@@ -70,3 +70,299 @@ fn greedy_verification_accepts_the_argmax_and_stops_at_the_first_miss() {
     assert_eq!(st.output_count(10), 2);
     assert_eq!(st.output_count(2000), 2);
 }
+
+/// A random verification: `b` rows, `k` drafts, V = `vocab`, row kinds
+/// mixing greedy, plain sampling, filters and penalties; drafts are the
+/// position's argmax, a likely token or a random one.
+struct Case {
+    vocab: usize,
+    k: usize,
+    target: Vec<f32>,
+    tokens: Vec<u32>,
+    probs: Option<Vec<f32>>,
+    params: Vec<SamplingParams>,
+    states: Vec<RowState>,
+}
+
+fn random_case(seed: u64, b: usize, k: usize, vocab: usize, with_q: bool) -> Case {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let mut rng = StdRng::seed_from_u64(seed);
+    let scale = [1.0f32, 3.0, 8.0][seed as usize % 3];
+    let target = support::logits::normal_logits(&mut rng, b * (k + 1) * vocab, scale);
+    let mut tokens = Vec::new();
+    for r in 0..b {
+        for j in 0..k {
+            let row = &target[(r * (k + 1) + j) * vocab..][..vocab];
+            let arg = (0..vocab)
+                .max_by(|&x, &y| row[x].total_cmp(&row[y]).then(y.cmp(&x)))
+                .unwrap();
+            tokens.push(match rng.random_range(0..3) {
+                0 => arg as u32,
+                1 => rng.random_range(0..vocab as u32),
+                _ => (arg as u32 + 1) % vocab as u32,
+            });
+        }
+    }
+    let probs = with_q.then(|| {
+        let mut q = Vec::new();
+        for (i, &d) in tokens.iter().enumerate() {
+            let mut row: Vec<f64> = (0..vocab).map(|_| rng.random::<f64>().powi(4)).collect();
+            row[d as usize] += 0.05 + (i % 3) as f64 * 0.3;
+            let s: f64 = row.iter().sum();
+            q.extend(row.iter().map(|x| (x / s) as f32));
+        }
+        q
+    });
+    let params = (0..b)
+        .map(|r| {
+            let mut p = SamplingParams {
+                seed: seed * 100 + r as u64,
+                ..Default::default()
+            };
+            match (r + seed as usize) % 6 {
+                0 => p.temperature = 0.0,
+                1 => p.temperature = 0.7,
+                2 => {
+                    p.top_k = 20;
+                    p.top_p = 0.9;
+                    p.temperature = 1.3;
+                }
+                3 => {
+                    p.min_p = 0.05;
+                    p.repetition_penalty = 1.4;
+                    p.frequency_penalty = 0.7;
+                    p.presence_penalty = 0.3;
+                }
+                4 => {
+                    p.temperature = 0.0;
+                    p.repetition_penalty = 2.0;
+                    p.presence_penalty = 1.5;
+                }
+                _ => {
+                    p.top_p = 0.5;
+                    p.logit_bias = vec![(3, 2.0)];
+                    p.eos_token_ids = vec![1];
+                    p.min_new_tokens = 3;
+                }
+            }
+            p
+        })
+        .collect();
+    let states = (0..b)
+        .map(|r| RowState::with_output(&[r as u32, 5, 9], &[2, 2, (r as u32 * 13) % vocab as u32]))
+        .collect();
+    Case {
+        vocab,
+        k,
+        target,
+        tokens,
+        probs,
+        params,
+        states,
+    }
+}
+
+type Both = (
+    Vec<wgsample::VerifyOutput>,
+    Vec<wgsample::VerifyOutput>,
+    Vec<RowState>,
+    Vec<RowState>,
+);
+
+/// GPU outputs, CPU outputs, GPU states after, CPU states after.
+fn run_both(c: &Case) -> Both {
+    let b = c.params.len();
+    let drafts = Drafts {
+        k: c.k,
+        tokens: &c.tokens,
+        probs: c.probs.as_deref(),
+    };
+    let mut cpu_states = c.states.clone();
+    let want = wgsample::CpuSampler::new()
+        .verify(
+            Logits::F32(&c.target),
+            c.vocab,
+            &drafts,
+            &c.params,
+            &mut cpu_states,
+        )
+        .unwrap();
+    let mut s = sampler((b * (c.k + 1)) as u32, c.vocab as u32);
+    for r in 0..b {
+        s.set_params(r, &c.params[r]).unwrap();
+        s.set_state(r, &c.states[r]).unwrap();
+    }
+    let got = s
+        .verify_host(Logits::F32(&c.target), b as u32, &drafts)
+        .unwrap();
+    let gpu_states = (0..b).map(|r| s.read_state(r).unwrap()).collect();
+    (got, want, gpu_states, cpu_states)
+}
+
+fn check_equal(what: &str, c: &Case) -> u32 {
+    let (got, want, gpu_states, cpu_states) = run_both(c);
+    let mut rejected = 0;
+    for r in 0..got.len() {
+        let (g, w) = (&got[r], &want[r]);
+        assert_eq!(
+            g.tokens, w.tokens,
+            "{what} row {r}: tokens ({:?})",
+            c.params[r]
+        );
+        assert_eq!(g.accepted, w.accepted, "{what} row {r}: accepted");
+        assert_eq!(g.status, w.status, "{what} row {r}: status");
+        for (a, e) in g.logprobs.iter().zip(&w.logprobs) {
+            assert!(
+                (a - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                "{what} row {r}: logprob {a} vs {e}"
+            );
+        }
+        assert_eq!(
+            gpu_states[r].step, cpu_states[r].step,
+            "{what} row {r}: step"
+        );
+        assert_eq!(
+            gpu_states[r].generated_len(),
+            cpu_states[r].generated_len(),
+            "{what} row {r}: n"
+        );
+        for t in &g.tokens {
+            assert_eq!(
+                gpu_states[r].output_count(*t),
+                cpu_states[r].output_count(*t),
+                "{what} row {r}: count of {t}"
+            );
+        }
+        if (g.accepted as usize) < c.k {
+            rejected += 1;
+        }
+    }
+    rejected
+}
+
+#[test]
+fn verify_equals_cpu_without_draft_probabilities() {
+    let mut rejected = 0;
+    for seed in 0..6u64 {
+        let vocab = [50usize, 1500, 4099][seed as usize % 3];
+        let c = random_case(seed, 6, [1usize, 3, 4][seed as usize % 3], vocab, false);
+        rejected += check_equal(&format!("seed {seed} V {vocab}"), &c);
+    }
+    assert!(
+        rejected > 5,
+        "the cases must exercise rejections ({rejected})"
+    );
+}
+
+#[test]
+fn verify_equals_cpu_with_draft_probabilities() {
+    let mut rejected = 0;
+    for seed in 10..16u64 {
+        let vocab = [50usize, 1500, 4099][seed as usize % 3];
+        let c = random_case(seed, 6, [2usize, 4, 1][seed as usize % 3], vocab, true);
+        rejected += check_equal(&format!("seed {seed} V {vocab} with q"), &c);
+    }
+    assert!(
+        rejected > 5,
+        "the cases must exercise rejections ({rejected})"
+    );
+}
+
+#[test]
+fn bad_drafts_are_errors_and_change_nothing() {
+    let vocab = 40;
+    let c = random_case(3, 2, 2, vocab, true);
+    let mut s = sampler(6, vocab as u32);
+    for r in 0..2 {
+        s.set_params(r, &c.params[r]).unwrap();
+        s.set_state(r, &c.states[r]).unwrap();
+    }
+    let q = c.probs.clone().unwrap();
+    let mut bad_sum = q.clone();
+    bad_sum[0] += 0.5;
+    let mut zero_d = q.clone();
+    let d0 = c.tokens[0] as usize;
+    let moved = zero_d[d0];
+    zero_d[d0] = 0.0;
+    zero_d[(d0 + 1) % vocab] += moved;
+    let big = vec![vocab as u32, 0, 1, 2];
+    let cases: Vec<(&str, Drafts<'_>, &[f32])> = vec![
+        (
+            "k = 0",
+            Drafts {
+                k: 0,
+                tokens: &[],
+                probs: None,
+            },
+            &c.target,
+        ),
+        (
+            "token >= V",
+            Drafts {
+                k: 2,
+                tokens: &big,
+                probs: None,
+            },
+            &c.target,
+        ),
+        (
+            "length",
+            Drafts {
+                k: 2,
+                tokens: &c.tokens[..3],
+                probs: None,
+            },
+            &c.target,
+        ),
+        (
+            "q sum",
+            Drafts {
+                k: 2,
+                tokens: &c.tokens,
+                probs: Some(&bad_sum),
+            },
+            &c.target,
+        ),
+        (
+            "q(d) = 0",
+            Drafts {
+                k: 2,
+                tokens: &c.tokens,
+                probs: Some(&zero_d),
+            },
+            &c.target,
+        ),
+        (
+            "target shape",
+            Drafts {
+                k: 2,
+                tokens: &c.tokens,
+                probs: None,
+            },
+            &c.target[..vocab * 5],
+        ),
+        (
+            "rows",
+            Drafts {
+                k: 3,
+                tokens: &[1, 2, 3, 4, 5, 6],
+                probs: None,
+            },
+            &c.target,
+        ),
+    ];
+    for (what, d, t) in cases {
+        let e = s.verify_host(Logits::F32(t), 2, &d).expect_err(what);
+        assert!(
+            matches!(e, wgsample::Error::InvalidArgument(_)),
+            "{what}: {e}"
+        );
+    }
+    for r in 0..2 {
+        assert_eq!(
+            s.read_state(r).unwrap().step,
+            c.states[r].step,
+            "row {r} untouched"
+        );
+    }
+}
