@@ -104,12 +104,21 @@ fn random_case(seed: u64, b: usize, k: usize, vocab: usize, with_q: bool) -> Cas
         }
     }
     let probs = with_q.then(|| {
+        // A draft model close to the target (a noisy softmax of the
+        // position's logits, 10% uniform), so p(d) / q(d) spans (0, 1)
+        // and the random acceptance matters.
         let mut q = Vec::new();
-        for (i, &d) in tokens.iter().enumerate() {
-            let mut row: Vec<f64> = (0..vocab).map(|_| rng.random::<f64>().powi(4)).collect();
-            row[d as usize] += 0.05 + (i % 3) as f64 * 0.3;
-            let s: f64 = row.iter().sum();
-            q.extend(row.iter().map(|x| (x / s) as f32));
+        for (i, _) in tokens.iter().enumerate() {
+            let (r, j) = (i / k, i % k);
+            let row = &target[(r * (k + 1) + j) * vocab..][..vocab];
+            let noisy: Vec<f64> = row
+                .iter()
+                .map(|&x| x as f64 + support::logits::normal_logit(&mut rng, 0.7) as f64)
+                .collect();
+            let m = noisy.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = noisy.iter().map(|x| (x - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            q.extend(e.iter().map(|x| (0.9 * x / s + 0.1 / vocab as f64) as f32));
         }
         q
     });
@@ -365,4 +374,63 @@ fn bad_drafts_are_errors_and_change_nothing() {
             "row {r} untouched"
         );
     }
+}
+
+#[test]
+fn device_buffers_bf16_target_at_an_offset_and_a_bad_q_row_on_the_device() {
+    use wgpu::util::DeviceExt;
+    let vocab = 1500;
+    let mut c = random_case(21, 3, 3, vocab, true);
+    // The CPU sees the values the bf16 buffer holds.
+    let half: Vec<half::bf16> = c.target.iter().map(|&x| half::bf16::from_f32(x)).collect();
+    c.target = half.iter().map(|x| x.to_f32()).collect();
+    let (_, want, _, _) = run_both(&c);
+    let ctx = gpu_ctx();
+    // 6 bf16 values (12 bytes) of padding before row 0.
+    let mut padded = vec![0u16; 6];
+    padded.extend(half.iter().map(|x| x.to_bits()));
+    let tbuf = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: bytemuck::cast_slice(&padded),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    // Row 2's first q row sums to 2 on the device: that row is refused
+    // there (InvalidDraft), the others verify as on the CPU.
+    let mut q = c.probs.clone().unwrap();
+    let at = 2 * 3 * vocab;
+    for x in &mut q[at..at + vocab] {
+        *x *= 2.0;
+    }
+    let qbuf = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: bytemuck::cast_slice(&q),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let mut s = sampler(12, vocab as u32);
+    for r in 0..3 {
+        s.set_params(r, &c.params[r]).unwrap();
+        s.set_state(r, &c.states[r]).unwrap();
+    }
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let view = wgsample::gpu::LogitsView {
+        buffer: &tbuf,
+        offset: 12,
+        dtype: wgsample::gpu::DType::Bf16,
+    };
+    s.record_verify(&mut enc, view, 3, &c.tokens, Some(wgsample::gpu::LogitsView::f32(&qbuf)))
+        .unwrap();
+    let got = s.submit_and_read_verify(enc).unwrap();
+    for r in 0..2 {
+        assert_eq!(
+            (&got[r].tokens, got[r].accepted, got[r].status),
+            (&want[r].tokens, want[r].accepted, want[r].status),
+            "row {r}"
+        );
+        for (a, e) in got[r].logprobs.iter().zip(&want[r].logprobs) {
+            assert!((a - e).abs() <= 1e-4 * (1.0 + e.abs()), "row {r}: {a} vs {e}");
+        }
+    }
+    assert_eq!(got[2].status, Status::InvalidDraft);
+    assert!(got[2].tokens.is_empty());
+    assert_eq!(s.read_state(2).unwrap().step, c.states[2].step, "row 2 does not advance");
 }
