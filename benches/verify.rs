@@ -128,9 +128,9 @@ fn main() {
                     for (r, p) in ps.iter().enumerate() {
                         s.set_params(r, p).unwrap();
                     }
-                    let mut step = |s: &mut GpuSampler| {
-                        for r in 0..b {
-                            s.set_state(r, &fresh[r]).unwrap();
+                    let step = |s: &mut GpuSampler| {
+                        for (r, f) in fresh.iter().enumerate() {
+                            s.set_state(r, f).unwrap();
                         }
                         let mut enc = ctx.device.create_command_encoder(&Default::default());
                         let qv = (case == "q").then(|| LogitsView::f32(&qbuf));
