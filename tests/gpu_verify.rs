@@ -389,11 +389,13 @@ fn device_buffers_bf16_target_at_an_offset_and_a_bad_q_row_on_the_device() {
     // 6 bf16 values (12 bytes) of padding before row 0.
     let mut padded = vec![0u16; 6];
     padded.extend(half.iter().map(|x| x.to_bits()));
-    let tbuf = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: None,
-        contents: bytemuck::cast_slice(&padded),
-        usage: wgpu::BufferUsages::STORAGE,
-    });
+    let tbuf = ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&padded),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
     // Row 2's first q row sums to 2 on the device: that row is refused
     // there (InvalidDraft), the others verify as on the CPU.
     let mut q = c.probs.clone().unwrap();
@@ -401,11 +403,13 @@ fn device_buffers_bf16_target_at_an_offset_and_a_bad_q_row_on_the_device() {
     for x in &mut q[at..at + vocab] {
         *x *= 2.0;
     }
-    let qbuf = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: None,
-        contents: bytemuck::cast_slice(&q),
-        usage: wgpu::BufferUsages::STORAGE,
-    });
+    let qbuf = ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&q),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
     let mut s = sampler(12, vocab as u32);
     for r in 0..3 {
         s.set_params(r, &c.params[r]).unwrap();
@@ -417,8 +421,14 @@ fn device_buffers_bf16_target_at_an_offset_and_a_bad_q_row_on_the_device() {
         offset: 12,
         dtype: wgsample::gpu::DType::Bf16,
     };
-    s.record_verify(&mut enc, view, 3, &c.tokens, Some(wgsample::gpu::LogitsView::f32(&qbuf)))
-        .unwrap();
+    s.record_verify(
+        &mut enc,
+        view,
+        3,
+        &c.tokens,
+        Some(wgsample::gpu::LogitsView::f32(&qbuf)),
+    )
+    .unwrap();
     let got = s.submit_and_read_verify(enc).unwrap();
     for r in 0..2 {
         assert_eq!(
@@ -427,10 +437,17 @@ fn device_buffers_bf16_target_at_an_offset_and_a_bad_q_row_on_the_device() {
             "row {r}"
         );
         for (a, e) in got[r].logprobs.iter().zip(&want[r].logprobs) {
-            assert!((a - e).abs() <= 1e-4 * (1.0 + e.abs()), "row {r}: {a} vs {e}");
+            assert!(
+                (a - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                "row {r}: {a} vs {e}"
+            );
         }
     }
     assert_eq!(got[2].status, Status::InvalidDraft);
     assert!(got[2].tokens.is_empty());
-    assert_eq!(s.read_state(2).unwrap().step, c.states[2].step, "row 2 does not advance");
+    assert_eq!(
+        s.read_state(2).unwrap().step,
+        c.states[2].step,
+        "row 2 does not advance"
+    );
 }
