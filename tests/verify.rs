@@ -1,11 +1,12 @@
-//! `CpuSampler::verify` (speculative decoding, SPEC.md "Speculative
+//! `verify` on both backends (speculative decoding, SPEC.md "Speculative
 //! decoding" and the rules in `wgsample::verify`).
 //!
 //! The backend-independent checks live in `tests/support/verify.rs`; this
-//! file plugs the CPU sampler into them, computes the expected filtered
-//! distributions with the SPEC oracle (`tests/oracle`), and adds a
-//! row-by-row comparison with a literal implementation of the verify rules
-//! on top of that oracle.
+//! file plugs `CpuSampler::verify` and `GpuSampler::verify_host` into them
+//! ([`for_each_backend`]), computes the expected filtered distributions
+//! with the SPEC oracle (`tests/oracle`), and adds a row-by-row comparison
+//! of the CPU with a literal implementation of the verify rules on top of
+//! that oracle (tests/gpu_verify.rs compares the GPU with the CPU).
 
 mod oracle;
 mod support;
@@ -30,6 +31,96 @@ fn with_cpu<R>(f: impl FnOnce(&mut VerifyFn<'_>, &mut SampleFn<'_>) -> R) -> R {
     let verify: &mut VerifyFn<'_> = &mut |t, v, d, p, s| a.verify(t, v, d, p, s);
     let sample: &mut SampleFn<'_> = &mut |l, v, p, s| b.sample(l, v, p, s);
     f(verify, sample)
+}
+
+/// Runs `f` with the GPU sampler's `verify_host` and `sample_host` as the
+/// closures of `support::verify`: each call sets the rows' params and
+/// states on a sampler (made anew when the vocabulary or the batch needs
+/// it), verifies or samples, and returns the states the device holds
+/// afterwards (read back for up to 256 rows; above that, for the
+/// statistical checks, the host records the emitted tokens).
+fn with_gpu<R>(f: impl FnOnce(&mut VerifyFn<'_>, &mut SampleFn<'_>) -> R) -> R {
+    use wgsample::gpu::{GpuSampler, SamplerConfig};
+    let ctx = support::gpu_ctx();
+    // One sampler per vocabulary, replaced when a call needs more rows.
+    let fit = |pool: &mut Vec<GpuSampler>, rows: usize, v: usize| -> wgsample::Result<usize> {
+        let at = pool.iter().position(|g| g.config().vocab as usize == v);
+        if let Some(i) = at
+            && pool[i].config().max_batch as usize >= rows
+        {
+            return Ok(i);
+        }
+        let g = GpuSampler::new(
+            ctx,
+            SamplerConfig {
+                max_batch: rows.max(64) as u32,
+                vocab: v as u32,
+                max_seen_tokens: 64,
+            },
+        )?;
+        Ok(match at {
+            Some(i) => {
+                pool[i] = g;
+                i
+            }
+            None => {
+                pool.push(g);
+                pool.len() - 1
+            }
+        })
+    };
+    let set = |g: &mut GpuSampler, p: &[SamplingParams], s: &[RowState]| -> wgsample::Result<()> {
+        for (r, (p, s)) in p.iter().zip(s).enumerate() {
+            g.set_params(r, p)?;
+            g.set_state(r, s)?;
+        }
+        Ok(())
+    };
+    let mut vs: Vec<GpuSampler> = Vec::new();
+    let mut ss: Vec<GpuSampler> = Vec::new();
+    let verify: &mut VerifyFn<'_> = &mut |t, v, d, p, s| {
+        if s.len() != p.len() {
+            // (The GPU keeps the states itself: only the harness can pass
+            // a wrong number.)
+            return Err(wgsample::Error::InvalidArgument(format!(
+                "{} states for {} rows of params",
+                s.len(),
+                p.len()
+            )));
+        }
+        let i = fit(&mut vs, (p.len() * (d.k + 1)).max(1), v.max(1))?;
+        let g = &mut vs[i];
+        set(g, p, s)?;
+        let out = g.verify_host(t, p.len() as u32, d)?;
+        for (r, (st, o)) in s.iter_mut().zip(&out).enumerate() {
+            *st = if p.len() <= 256 {
+                g.read_state(r)?
+            } else {
+                advanced(st, &o.tokens)
+            };
+        }
+        Ok(out)
+    };
+    let sample: &mut SampleFn<'_> = &mut |l, v, p, s| {
+        let i = fit(&mut ss, p.len(), v)?;
+        let g = &mut ss[i];
+        set(g, p, s)?;
+        let out = g.sample_host(l, p.len() as u32)?;
+        for (r, st) in s.iter_mut().enumerate() {
+            *st = g.read_state(r)?;
+        }
+        Ok(out)
+    };
+    f(verify, sample)
+}
+
+/// Runs `f` on the CPU backend, then on the GPU backend (saying which on
+/// stderr first, so a failure names its backend).
+fn for_each_backend(mut f: impl FnMut(&mut VerifyFn<'_>, &mut SampleFn<'_>)) {
+    eprintln!("backend: cpu");
+    with_cpu(&mut f);
+    eprintln!("backend: gpu");
+    with_gpu(&mut f);
 }
 
 /// The oracle's filtered distribution of one position, dense over `V`.
@@ -132,6 +223,26 @@ fn rejection_sampling_theorem_chi_square() {
     with_cpu(|verify, _| {
         for c in &cases {
             let s = check_rejection_theorem(verify, c).unwrap_or_else(|e| panic!("{e}"));
+            eprintln!("cpu: {s}");
+        }
+    });
+    // The GPU with 8192 rows a case (two calls of 4096 rows): on lavapipe
+    // each verified position is three workgroups run by the CPU, and
+    // 8192 rows still give every bin of the accepted-count law an
+    // expected count above 40.
+    with_gpu(|verify, _| {
+        for c in &cases {
+            let c = TheoremCase {
+                rows: 8192,
+                name: format!("gpu {}", c.name),
+                p: c.p.clone(),
+                draft_dist: c.draft_dist.clone(),
+                target: c.target.clone(),
+                params: c.params.clone(),
+                ..*c
+            };
+            assert!(c.accepted_law().iter().all(|&x| x * c.rows as f64 >= 40.0));
+            let s = check_rejection_theorem(verify, &c).unwrap_or_else(|e| panic!("{e}"));
             eprintln!("{s}");
         }
     });
@@ -203,7 +314,7 @@ fn greedy_verification_equals_greedy_decoding() {
                 .collect(),
         );
     }
-    with_cpu(|verify, sample| {
+    for_each_backend(|verify, sample| {
         // The penalties and min_new_tokens matter on this data: greedy
         // decoding without them differs on some rows.
         let plain = SamplingParams {
@@ -298,7 +409,7 @@ fn bonus_token_uses_the_state_advanced_by_the_drafts() {
             s
         })
         .collect();
-    with_cpu(|verify, sample| {
+    for_each_backend(|verify, sample| {
         let (s, unadvanced, step_only) = check_bonus_after_accepted_drafts(
             verify, sample, &target, v, k, &tokens, &params, &init, 0.0,
         )
@@ -400,7 +511,7 @@ fn random_batch(
 fn recovered_token_is_never_the_rejected_draft_and_states_advance() {
     let mut rng = StdRng::seed_from_u64(31);
     let mut totals = [0usize; 3];
-    with_cpu(|verify, _| {
+    for_each_backend(|verify, _| {
         for call in 0..60 {
             let with_probs = call % 2 == 1;
             let (b, k, v) = (16, 1 + call % 4, [8, 33, 200][call % 3]);
@@ -436,7 +547,7 @@ fn recovered_token_is_never_the_rejected_draft_and_states_advance() {
 
 #[test]
 fn bad_inputs_are_errors_and_change_nothing() {
-    with_cpu(|verify, _| {
+    for_each_backend(|verify, _| {
         let s = check_bad_inputs(verify).unwrap_or_else(|e| panic!("{e}"));
         eprintln!("{s}");
     });
