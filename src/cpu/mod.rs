@@ -7,11 +7,14 @@
 //! shape and parameter validation up front (nothing runs on bad input),
 //! f16/bf16 widening into reusable buffers, rows split across scoped
 //! threads when the batch is large, and the state update of step 12.
+//! The optional outputs ride on the same pass: the top log-probabilities
+//! of a row that asks for them (`row::top_logprobs_row`, on the raw row
+//! the sampler already widened).
 
 pub mod fastmath;
 mod row;
 
-use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status};
+use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status, TopLogprobs};
 use row::Work;
 
 /// A row's final filtered distribution (SPEC steps 1 to 9): surviving token
@@ -175,12 +178,66 @@ impl CpuSampler {
         states: &mut [RowState],
         out: &mut [RowOutput],
     ) -> Result<()> {
+        self.run_batch(logits, vocab, params, states, out, None)
+    }
+
+    /// Exactly [`CpuSampler::sample`] (same tokens, logprobs, statuses and
+    /// state updates), plus each row's top log-probabilities (SPEC.md "Top
+    /// log-probabilities"): for a row with [`SamplingParams::top_logprobs`]
+    /// `N > 0` and status `Ok`, the `min(N, V)` tokens with the largest raw
+    /// logits (f16/bf16 widened), largest first, ties to the lower id, each
+    /// with `log_softmax(raw)` computed exactly as [`RowOutput::logprob`]
+    /// is, and the sampled token's rank (1 + the number of tokens whose raw
+    /// logit is strictly greater). Other rows get [`TopLogprobs::default`].
+    /// They are computed even on a sampler built `with_logprobs(false)`.
+    ///
+    /// Errors: those of [`CpuSampler::sample`] (a `top_logprobs` above
+    /// [`crate::MAX_TOP_LOGPROBS`] is an [`Error::InvalidParams`]).
+    pub fn sample_with_top_logprobs(
+        &mut self,
+        logits: Logits<'_>,
+        vocab: usize,
+        params: &[SamplingParams],
+        states: &mut [RowState],
+    ) -> Result<(Vec<RowOutput>, Vec<TopLogprobs>)> {
+        let mut out = vec![
+            RowOutput {
+                token: crate::NO_TOKEN,
+                logprob: f32::NAN,
+                status: Status::Ok,
+            };
+            params.len()
+        ];
+        let mut top = vec![TopLogprobs::default(); params.len()];
+        self.run_batch(logits, vocab, params, states, &mut out, Some(&mut top))?;
+        Ok((out, top))
+    }
+
+    /// The batch driver of `sample_into` and `sample_with_top_logprobs`:
+    /// validation, then rows (split across threads for large batches)
+    /// through `row::sample_row`, the top logprobs where `top` is given and
+    /// a row asks for them, and step 12.
+    fn run_batch(
+        &mut self,
+        logits: Logits<'_>,
+        vocab: usize,
+        params: &[SamplingParams],
+        states: &mut [RowState],
+        out: &mut [RowOutput],
+        top: Option<&mut [TopLogprobs]>,
+    ) -> Result<()> {
         validate_batch(logits.len(), vocab, params, states)?;
         let batch = params.len();
         if out.len() != batch {
             return Err(Error::InvalidArgument(format!(
                 "output slice holds {} rows, expected {batch}",
                 out.len()
+            )));
+        }
+        if top.as_ref().is_some_and(|t| t.len() != batch) {
+            return Err(Error::InvalidArgument(format!(
+                "top-logprobs slice holds {} rows, expected {batch}",
+                top.as_ref().map_or(0, |t| t.len())
             )));
         }
         let threads = if batch * vocab >= Self::PARALLEL_MIN_ELEMENTS {
@@ -196,20 +253,29 @@ impl CpuSampler {
                    first: usize,
                    params: &[SamplingParams],
                    states: &mut [RowState],
-                   out: &mut [RowOutput]| {
+                   out: &mut [RowOutput],
+                   mut top: Option<&mut [TopLogprobs]>| {
             for (j, ((p, s), o)) in params.iter().zip(states.iter_mut()).zip(out).enumerate() {
                 let raw = row_f32(&logits, first + j, vocab, &mut worker.widened);
                 *o = row::sample_row(raw, p, s, &mut worker.work, logprobs);
+                if let Some(top) = top.as_deref_mut() {
+                    top[j] = if p.top_logprobs > 0 && o.status == Status::Ok {
+                        row::top_logprobs_row(raw, o.token, p.top_logprobs)
+                    } else {
+                        TopLogprobs::default()
+                    };
+                }
                 if o.status == Status::Ok {
                     s.record(o.token);
                 }
             }
         };
         if threads == 1 {
-            run(&mut self.workers[0], 0, params, states, out);
+            run(&mut self.workers[0], 0, params, states, out, top);
             return Ok(());
         }
         let per = batch.div_ceil(threads);
+        let mut top_chunks = top.map(|t| t.chunks_mut(per));
         std::thread::scope(|scope| {
             for (t, (((worker, p), s), o)) in self
                 .workers
@@ -220,7 +286,8 @@ impl CpuSampler {
                 .enumerate()
             {
                 let run = &run;
-                scope.spawn(move || run(worker, t * per, p, s, o));
+                let top = top_chunks.as_mut().and_then(|c| c.next());
+                scope.spawn(move || run(worker, t * per, p, s, o, top));
             }
         });
         Ok(())

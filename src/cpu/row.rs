@@ -19,7 +19,9 @@
 
 use super::fastmath;
 use crate::twins::min_p_log;
-use crate::{NO_TOKEN, RowOutput, RowState, SamplingParams, Status, rng};
+use crate::{
+    NO_TOKEN, RowOutput, RowState, SamplingParams, Status, TokenLogprob, TopLogprobs, rng,
+};
 
 /// Reusable per-row-worker buffers: nothing vocabulary-sized is allocated
 /// per call once these have grown.
@@ -745,5 +747,73 @@ pub(crate) fn distribution_row(
                 probs: e.iter().map(|&x| (x / s) as f32).collect(),
             }
         }
+    }
+}
+
+/// SPEC.md "Top log-probabilities" for one row whose sampled token is
+/// `token`: the `min(n, V)` largest raw logits, largest first, ties to the
+/// lower id (`-inf` least probable, still in id order), each with its
+/// logprob computed as [`raw_logprob`] computes it (same sum, same
+/// rounding, so the sampled token's entry equals its `RowOutput::logprob`),
+/// and the rank `1 + #{i : raw_i > raw_token}`. `raw` must hold no NaN or
+/// `+inf` (the row's status is `Ok`).
+///
+/// One pass keeps a sorted buffer of at most [`crate::MAX_TOP_LOGPROBS`]
+/// entries (chunks of 64 logits are skipped when none beats the buffer's
+/// last), one pass sums the softmax normaliser and one counts the rank:
+/// O(V), no sort of the vocabulary, nothing vocabulary-sized allocated.
+pub(crate) fn top_logprobs_row(raw: &[f32], token: u32, n: u32) -> TopLogprobs {
+    const CAP: usize = crate::MAX_TOP_LOGPROBS as usize;
+    let n = (n as usize).min(raw.len()).min(CAP);
+    let mut buf = [(f32::NEG_INFINITY, 0u32); CAP];
+    let mut len = 0usize;
+    // Inserts (x, i) into buf[..len], sorted by value descending; equal
+    // values keep their order (ids arrive ascending, so ties go to the
+    // lower id). With the buffer full, the last entry drops out.
+    let insert = |buf: &mut [(f32, u32); CAP], len: &mut usize, x: f32, i: u32| {
+        let pos = buf[..*len].partition_point(|&(y, _)| y >= x);
+        let end = if *len < n { *len + 1 } else { n };
+        for q in (pos + 1..end).rev() {
+            buf[q] = buf[q - 1];
+        }
+        buf[pos] = (x, i);
+        *len = end;
+    };
+    let mut base = 0u32;
+    for chunk in raw.chunks(64) {
+        if len == n {
+            let worst = buf[n - 1].0;
+            let mut any = false;
+            for &x in chunk {
+                any |= x > worst;
+            }
+            if !any {
+                base += chunk.len() as u32;
+                continue;
+            }
+        }
+        for (j, &x) in chunk.iter().enumerate() {
+            // Full: only a strictly larger value displaces the last entry
+            // (an equal one has a higher id).
+            if len < n || x > buf[n - 1].0 {
+                insert(&mut buf, &mut len, x, base + j as u32);
+            }
+        }
+        base += chunk.len() as u32;
+    }
+    let raw_max = fastmath::max(raw);
+    let ln_s = fastmath::sum_exp(raw, raw_max).ln();
+    let entries = buf[..len]
+        .iter()
+        .map(|&(x, i)| TokenLogprob {
+            token: i,
+            logprob: ((x - raw_max) as f64 - ln_s) as f32,
+        })
+        .collect();
+    let xt = raw[token as usize];
+    let above = raw.iter().fold(0usize, |c, &x| c + (x > xt) as usize);
+    TopLogprobs {
+        rank: (above + 1) as u32,
+        entries,
     }
 }
