@@ -107,6 +107,9 @@ enum Sub {
 /// The commands, as listed in messages.
 const COMMANDS: &str = "`dist`, `sample`, `generate` or `beam`";
 
+/// The commands' names, in the order `--help` shows them.
+const COMMAND_NAMES: [&str; 4] = ["dist", "sample", "generate", "beam"];
+
 /// Where the logits come from.
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct Input {
@@ -260,8 +263,13 @@ pub enum Backend {
     about = "Sample every row and print one JSON line with one entry per row",
     long_about = "Sample every row and print one JSON line with one entry per row:\n  \
                   {\"rows\": [{\"tokens\": [...], \"logprobs\": [...], \"status\": \"ok\"}, ...]}\n\
-                  logprobs are log-probabilities under the raw logits. With --backend gpu\n\
-                  --explain the line also holds the GPU plan of the last step:\n  \
+                  logprobs are log-probabilities under the raw logits. With --top-logprobs\n\
+                  N each row also holds, after \"logprobs\", one list per step of the N\n\
+                  most probable tokens under the raw logits, most probable first, and\n\
+                  the rank of each sampled token (1 + the tokens with a larger logit):\n  \
+                  \"top_logprobs\": [[{\"token\": T, \"logprob\": X}, ...], ...], \"ranks\": [...]\n\
+                  With --backend gpu --explain the line also holds the GPU plan of the\n\
+                  last step:\n  \
                   \"plan\": {\"dispatches\": N, \"dense_passes\": D,\n  \
                   \"passes\": [{\"label\": ..., \"grid\": [x, y, z], \"dense\": ...}, ...]}\n\
                   (dense: the dispatch reads whole rows of the logits)."
@@ -285,6 +293,10 @@ pub struct SampleArgs {
     /// gpu)
     #[arg(long)]
     pub explain: bool,
+    /// Also print the N most probable tokens of each step with their
+    /// logprobs, and the sampled tokens' ranks (0 to 20; 0 = off)
+    #[arg(long, value_name = "N", default_value = "0", value_parser = FlagValue::new(count::<{ wgsample::MAX_TOP_LOGPROBS }>))]
+    pub top_logprobs: u32,
     /// The sampling flags.
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -672,7 +684,7 @@ fn is_known_flag(word: &str) -> bool {
 /// The subcommands that take `flag` (`--top-k`), by name.
 fn commands_taking(flag: &str) -> Vec<&'static str> {
     let long = flag.trim_start_matches('-');
-    ["dist", "sample", "generate", "beam"]
+    COMMAND_NAMES
         .into_iter()
         .filter(|s| {
             Cli::command()
@@ -758,7 +770,7 @@ pub fn one_line(e: &clap::Error, args: &[String]) -> String {
     let sub = args
         .first()
         .map(String::as_str)
-        .filter(|a| ["dist", "sample", "generate", "beam"].contains(a));
+        .filter(|a| COMMAND_NAMES.contains(a));
     let invalid = context(e, ContextKind::InvalidArg);
     let first_invalid = invalid.first().map(String::as_str).unwrap_or("");
     let suggestion = context(e, ContextKind::SuggestedArg)
@@ -846,7 +858,7 @@ fn first_line(e: &clap::Error) -> String {
 pub fn help_text() -> String {
     let mut cmd = command();
     let mut out = cmd.render_help().to_string();
-    for name in ["dist", "sample", "generate", "beam"] {
+    for name in COMMAND_NAMES {
         if let Some(sub) = cmd.find_subcommand(name) {
             // The short help, headed by the long description (the output's
             // shape) instead of the one-line summary.

@@ -36,7 +36,7 @@ use args::{
 use json::SampledRow;
 use npy::LogitBatch;
 use std::io::Write as _;
-use wgsample::{CpuSampler, RowOutput, RowState, SamplingParams, Status};
+use wgsample::{CpuSampler, RowOutput, RowState, SamplingParams, Status, TopLogprobs};
 
 /// Exit code for bad input or usage.
 pub const EXIT_USAGE: i32 = 2;
@@ -380,7 +380,8 @@ fn run_sample(a: &SampleArgs) -> Result<String, Failure> {
             args::MAX_OUTPUT_TOKENS
         )));
     }
-    let (params, state) = row_setup(&a.sampling, &a.history, batch.vocab, 0)?;
+    let (mut params, state) = row_setup(&a.sampling, &a.history, batch.vocab, 0)?;
+    params.top_logprobs = a.top_logprobs;
     let params = vec![params; batch.batch];
     let states = vec![state; batch.batch];
     let (rows, plan) = match a.backend {
@@ -406,13 +407,24 @@ fn sample_cpu(
     steps: u32,
 ) -> Result<Vec<SampledRow>, Failure> {
     let mut sampler = CpuSampler::new();
-    let mut rows = fresh_rows(batch.batch);
+    let top = wants_top_logprobs(params);
+    let mut rows = fresh_rows(batch.batch, top);
     for _ in 0..steps {
         if rows.iter().all(|r| r.status != Status::Ok) {
             break;
         }
-        let outs = sampler.sample(batch.logits(), batch.vocab, params, &mut states)?;
-        fold_step(&mut rows, &outs)?;
+        if top {
+            let (outs, tops) = sampler.sample_with_top_logprobs(
+                batch.logits(),
+                batch.vocab,
+                params,
+                &mut states,
+            )?;
+            fold_step(&mut rows, &outs, Some(&tops))?;
+        } else {
+            let outs = sampler.sample(batch.logits(), batch.vocab, params, &mut states)?;
+            fold_step(&mut rows, &outs, None)?;
+        }
     }
     Ok(rows)
 }
@@ -471,7 +483,8 @@ fn sample_gpu(
             contents: &padded,
             usage: wgpu::BufferUsages::STORAGE,
         });
-    let mut rows = fresh_rows(batch.batch);
+    let top = wants_top_logprobs(params);
+    let mut rows = fresh_rows(batch.batch, top);
     let mut plan = None;
     for _ in 0..steps {
         if rows.iter().all(|r| r.status != Status::Ok) {
@@ -483,18 +496,38 @@ fn sample_gpu(
             offset: 0,
             dtype,
         };
-        let outs = sampler.sample(view, b)?;
-        fold_step(&mut rows, &outs)?;
+        if top {
+            let mut encoder = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("wgsample cli step"),
+                });
+            sampler.record(&mut encoder, view, b)?;
+            let (outs, tops) = sampler.submit_and_read_with_top_logprobs(encoder)?;
+            fold_step(&mut rows, &outs, Some(&tops))?;
+        } else {
+            let outs = sampler.sample(view, b)?;
+            fold_step(&mut rows, &outs, None)?;
+        }
     }
     Ok((rows, plan))
 }
 
-/// One empty, still-running (`Ok`) result per row.
-fn fresh_rows(batch: usize) -> Vec<SampledRow> {
+/// True when the rows ask for top logprobs (`--top-logprobs N > 0`; every
+/// row of `sample` has the same parameters).
+fn wants_top_logprobs(params: &[SamplingParams]) -> bool {
+    params.iter().any(|p| p.top_logprobs > 0)
+}
+
+/// One empty, still-running (`Ok`) result per row, with empty
+/// `top_logprobs` and `ranks` lists when `top`.
+fn fresh_rows(batch: usize, top: bool) -> Vec<SampledRow> {
     vec![
         SampledRow {
             tokens: Vec::new(),
             logprobs: Vec::new(),
+            top_logprobs: top.then(Vec::new),
+            ranks: top.then(Vec::new),
             status: Status::Ok,
         };
         batch
@@ -502,25 +535,45 @@ fn fresh_rows(batch: usize) -> Vec<SampledRow> {
 }
 
 /// Adds one step's outputs to the rows still running: an `Ok` output
-/// appends its token and logprob; any other status stops the row there and
-/// becomes its status. Rows that already stopped ignore later outputs.
-fn fold_step(rows: &mut [SampledRow], outs: &[RowOutput]) -> Result<(), Failure> {
-    if outs.len() != rows.len() {
+/// appends its token and logprob (and, with `tops`, its top-logprob list
+/// and rank); any other status stops the row there and becomes its status.
+/// Rows that already stopped ignore later outputs.
+fn fold_step(
+    rows: &mut [SampledRow],
+    outs: &[RowOutput],
+    tops: Option<&[TopLogprobs]>,
+) -> Result<(), Failure> {
+    if outs.len() != rows.len() || tops.is_some_and(|t| t.len() != rows.len()) {
         return Err(Failure::internal(format!(
-            "the sampler returned {} results for {} rows",
+            "the sampler returned {} results ({} top-logprob lists) for {} rows",
             outs.len(),
+            tops.map_or(0, <[TopLogprobs]>::len),
             rows.len()
         )));
     }
-    for (row, out) in rows.iter_mut().zip(outs) {
+    for (r, (row, out)) in rows.iter_mut().zip(outs).enumerate() {
         if row.status != Status::Ok {
             continue;
         }
-        if out.status == Status::Ok {
-            row.tokens.push(out.token);
-            row.logprobs.push(out.logprob);
-        } else {
+        if out.status != Status::Ok {
             row.status = out.status;
+            continue;
+        }
+        row.tokens.push(out.token);
+        row.logprobs.push(out.logprob);
+        if let (Some(list), Some(ranks), Some(tops)) = (&mut row.top_logprobs, &mut row.ranks, tops)
+        {
+            let top = &tops[r];
+            list.push(
+                top.entries
+                    .iter()
+                    .map(|e| json::TopEntry {
+                        token: e.token,
+                        logprob: e.logprob,
+                    })
+                    .collect(),
+            );
+            ranks.push(top.rank);
         }
     }
     Ok(())
@@ -540,18 +593,56 @@ mod tests {
 
     #[test]
     fn a_row_stops_at_its_first_non_ok_step() {
-        let mut rows = fresh_rows(2);
-        fold_step(&mut rows, &[out(1, Status::Ok), out(5, Status::Ok)]).unwrap();
+        let mut rows = fresh_rows(2, false);
+        fold_step(&mut rows, &[out(1, Status::Ok), out(5, Status::Ok)], None).unwrap();
         fold_step(
             &mut rows,
             &[out(u32::MAX, Status::NoCandidates), out(6, Status::Ok)],
+            None,
         )
         .unwrap();
-        fold_step(&mut rows, &[out(2, Status::Ok), out(7, Status::Ok)]).unwrap();
+        fold_step(&mut rows, &[out(2, Status::Ok), out(7, Status::Ok)], None).unwrap();
         assert_eq!(rows[0].tokens, vec![1]);
         assert_eq!(rows[0].status, Status::NoCandidates);
         assert_eq!(rows[1].tokens, vec![5, 6, 7]);
         assert_eq!(rows[1].status, Status::Ok);
-        assert!(fold_step(&mut rows, &[out(1, Status::Ok)]).is_err());
+        assert_eq!(rows[1].top_logprobs, None);
+        assert!(fold_step(&mut rows, &[out(1, Status::Ok)], None).is_err());
+    }
+
+    #[test]
+    fn top_logprobs_are_kept_per_step_of_the_rows_still_running() {
+        let top = |token: u32, rank: u32| TopLogprobs {
+            rank,
+            entries: vec![wgsample::TokenLogprob {
+                token,
+                logprob: -0.5,
+            }],
+        };
+        let mut rows = fresh_rows(2, true);
+        fold_step(
+            &mut rows,
+            &[out(1, Status::Ok), out(u32::MAX, Status::InvalidLogits)],
+            Some(&[top(1, 1), TopLogprobs::default()]),
+        )
+        .unwrap();
+        fold_step(
+            &mut rows,
+            &[out(2, Status::Ok), out(3, Status::Ok)],
+            Some(&[top(0, 2), top(3, 1)]),
+        )
+        .unwrap();
+        assert_eq!(rows[0].ranks, Some(vec![1, 2]));
+        let tokens: Vec<Vec<u32>> = rows[0]
+            .top_logprobs
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|l| l.iter().map(|e| e.token).collect())
+            .collect();
+        assert_eq!(tokens, [[1], [0]]);
+        assert_eq!(rows[1].ranks, Some(vec![]));
+        assert_eq!(rows[1].status, Status::InvalidLogits);
+        assert!(fold_step(&mut rows, &[out(1, Status::Ok); 2], Some(&[top(1, 1)])).is_err());
     }
 }

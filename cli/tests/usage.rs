@@ -41,6 +41,9 @@ fn help_prints_usage_and_exits_zero() {
             "--seed",
             "--prompt-tokens",
             "--output-tokens",
+            "--top-logprobs",
+            "top_logprobs",
+            "ranks",
         ] {
             assert!(r.stdout.contains(word), "usage lacks {word}");
         }
