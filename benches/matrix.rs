@@ -23,7 +23,10 @@
 //! Strategies: `greedy`; `temp0.8` (plain sampling at T 0.8); `topk50`,
 //! `topp0.9`, `topk50+topp0.9` (all at T 0.8); `pen+topp0.9` (repetition
 //! 1.1, presence 0.5, frequency 0.5 over a 64-token prompt and the tokens
-//! generated so far, then top-p 0.9 at T 0.8). Logits are `3·N(0,1)`,
+//! generated so far, then top-p 0.9 at T 0.8); `toplp20` (plain sampling at
+//! T 0.8 with the top 20 logprobs and the rank read back: on the GPU the
+//! `submit_and_read_with_top_logprobs` read, 176 bytes a row; on the CPU
+//! `sample_with_top_logprobs`). Logits are `3·N(0,1)`,
 //! deterministic. The per-row state advances every step as in a decode loop
 //! (it is reset, untimed, every 256 steps so penalty lists stay bounded).
 //!
@@ -52,13 +55,14 @@ use wgsample::gpu::{GpuContext, GpuSampler, LogitsView, SamplerConfig};
 use wgsample::{CpuSampler, Logits, RowState, SamplingParams};
 
 const PATHS: [&str; 4] = ["gpu_ts", "gpu_wall", "cpu_1t", "cpu_all"];
-const STRATEGIES: [&str; 6] = [
+const STRATEGIES: [&str; 7] = [
     "greedy",
     "temp0.8",
     "topk50",
     "topp0.9",
     "topk50+topp0.9",
     "pen+topp0.9",
+    "toplp20",
 ];
 /// Steps between (untimed) resets of the per-row state.
 const RESET_EVERY: u64 = 256;
@@ -90,6 +94,10 @@ fn params(strategy: &str, row: usize) -> SamplingParams {
             repetition_penalty: 1.1,
             presence_penalty: 0.5,
             frequency_penalty: 0.5,
+            ..sampled
+        },
+        "toplp20" => SamplingParams {
+            top_logprobs: 20,
             ..sampled
         },
         other => panic!("unknown strategy {other:?}; known: {STRATEGIES:?}"),
@@ -609,6 +617,7 @@ fn main() {
             group.sample_size(10).sampling_mode(SamplingMode::Flat);
             for strat in &strategies {
                 let ps: Vec<SamplingParams> = (0..b).map(|r| params(strat, r)).collect();
+                let top = ps[0].top_logprobs > 0;
                 let fresh: Vec<RowState> = (0..b).map(|r| fresh_state(strat, r, v)).collect();
                 let mut states = fresh.clone();
                 // GPU rows start from the same params and state as the CPU's.
@@ -682,7 +691,20 @@ fn main() {
                                 let mut total = Duration::ZERO;
                                 for _ in 0..iters {
                                     let t0 = Instant::now();
-                                    black_box(s.sample(LogitsView::f32(buf), b as u32).unwrap());
+                                    if top {
+                                        let mut enc = s
+                                            .context()
+                                            .device
+                                            .create_command_encoder(&Default::default());
+                                        s.record(&mut enc, LogitsView::f32(buf), b as u32).unwrap();
+                                        black_box(
+                                            s.submit_and_read_with_top_logprobs(enc).unwrap(),
+                                        );
+                                    } else {
+                                        black_box(
+                                            s.sample(LogitsView::f32(buf), b as u32).unwrap(),
+                                        );
+                                    }
                                     total += t0.elapsed();
                                     maybe_reset(s);
                                 }
@@ -702,9 +724,21 @@ fn main() {
                             let mut total = Duration::ZERO;
                             for _ in 0..iters {
                                 let t0 = Instant::now();
-                                black_box(
-                                    cpu.sample(Logits::F32(&x), v, &ps, &mut states).unwrap(),
-                                );
+                                if top {
+                                    black_box(
+                                        cpu.sample_with_top_logprobs(
+                                            Logits::F32(&x),
+                                            v,
+                                            &ps,
+                                            &mut states,
+                                        )
+                                        .unwrap(),
+                                    );
+                                } else {
+                                    black_box(
+                                        cpu.sample(Logits::F32(&x), v, &ps, &mut states).unwrap(),
+                                    );
+                                }
                                 total += t0.elapsed();
                                 since_reset += 1;
                                 if since_reset >= RESET_EVERY {

@@ -101,6 +101,26 @@ let rows = sampler.sample_async(LogitsView::f32(&logits_buf), batch).await?;
 Ok(rows)
 }
 
+#[rustfmt::skip]
+fn block5(ctx: &GpuContext, mut sampler: GpuSampler, logits_buf: wgpu::Buffer, target_buf: wgpu::Buffer, draft_tokens: Vec<u32>) -> Result<(Vec<wgsample::TopLogprobs>, Vec<wgsample::VerifyOutput>)> {
+// README block 5
+use wgsample::gpu::LogitsView;
+use wgsample::SamplingParams;
+
+// Top log-probabilities: the 5 most probable tokens of row 0 and the sampled token's rank.
+sampler.set_params(0, &SamplingParams { top_logprobs: 5, seed: 1, ..Default::default() })?;
+let mut encoder = ctx.device.create_command_encoder(&Default::default());
+sampler.record(&mut encoder, LogitsView::f32(&logits_buf), 1)?;
+let (rows, top) = sampler.submit_and_read_with_top_logprobs(encoder)?; // top[0].entries, top[0].rank
+
+// Speculative decoding: check k draft tokens against the target model's [1, k + 1, V] logits.
+let mut encoder = ctx.device.create_command_encoder(&Default::default());
+sampler.record_verify(&mut encoder, LogitsView::f32(&target_buf), 1, &draft_tokens, None)?;
+let out = sampler.submit_and_read_verify(encoder)?; // out[0].tokens: accepted drafts, then one more
+// end
+Ok((top, out))
+}
+
 /// A `[1, v]` row of logits that peaks at token 7, in a new STORAGE buffer.
 fn logits_buffer(ctx: &GpuContext, v: usize) -> (Vec<f32>, wgpu::Buffer) {
     let row: Vec<f32> = (0..v)
@@ -159,5 +179,19 @@ fn main() -> Result<()> {
 
     let rows = pollster::block_on(block4(&Model, v as u32, 1))?;
     println!("block 4: token {} ({:?})", rows[0].token, rows[0].status);
+
+    // Three target positions that all peak at token 7 (p about 0.2 at
+    // T = 1): drafts [7, 7] are accepted or not at random.
+    let sampler = GpuSampler::new(&ctx, SamplerConfig::new(3, v as u32))?;
+    let (_, logits) = logits_buffer(&ctx, v);
+    let (_, target) = logits_buffer(&ctx, 3 * v);
+    let (top, out) = block5(&ctx, sampler, logits, target, vec![7, 7])?;
+    println!(
+        "block 5: top-5 {:?} (rank {}); verify emitted {:?}, accepted {}",
+        top[0].entries.iter().map(|e| e.token).collect::<Vec<_>>(),
+        top[0].rank,
+        out[0].tokens,
+        out[0].accepted
+    );
     Ok(())
 }

@@ -41,19 +41,19 @@
 //!
 //! | SPEC step | CPU (`src/cpu/row.rs`) | GPU pass | GPU location |
 //! |---|---|---|---|
-//! | 1 input check | `check_input` | scan | `scan.wgsl:75` |
-//! | 2 masks | `apply_masks` | scan (allowed bitmask), overlay (bans, EOS) | `bindings.wgsl:215`, `overlay.wgsl:99` |
-//! | 3 logit bias | `apply_bias` | overlay | `overlay.wgsl:103` |
-//! | 4 penalties | `apply_penalties` | overlay | `overlay.wgsl:107` |
-//! | 5 greedy | `greedy` | finish | `finish.wgsl:434` |
-//! | 6 temperature | `scale_temperature`, `temperature_overflow` | scan, finish | `bindings.wgsl:260`, `finish.wgsl:438` |
+//! | 1 input check | `check_input` | scan | `scan.wgsl:77` |
+//! | 2 masks | `apply_masks` | scan (allowed bitmask), overlay (bans, EOS) | `bindings.wgsl:287`, `overlay.wgsl:109` |
+//! | 3 logit bias | `apply_bias` | overlay | `overlay.wgsl:113` |
+//! | 4 penalties | `apply_penalties` | overlay | `overlay.wgsl:117` |
+//! | 5 greedy | `greedy` | finish | `finish.wgsl:445` |
+//! | 6 temperature | `scale_temperature`, `temperature_overflow` | scan, finish | `bindings.wgsl:332`, `finish.wgsl:450` |
 //! | 6-9 fused, unprocessed rows with top-k | `top_k_fused` | (scan keeps 64 candidates a chunk) | |
-//! | 7 min-p | `min_p` | finish | `finish.wgsl:471` |
-//! | 8 top-k | `top_k` | finish | `finish.wgsl:488` |
-//! | 9 top-p | `top_p` (`top_p_cut`) | finish | `finish.wgsl:512` |
-//! | 10 Gumbel-max | `gumbel_argmax` | scan (rows without filters), finish | `scan.wgsl:117`, `finish.wgsl:223` |
-//! | 11 status and logprob | `sample_row`, `raw_logprob` | finish | `finish.wgsl:255` |
-//! | 12 state update | [`RowState::record`] | finish | `finish.wgsl:255` |
+//! | 7 min-p | `min_p` | finish | `finish.wgsl:486` |
+//! | 8 top-k | `top_k` | finish | `finish.wgsl:503` |
+//! | 9 top-p | `top_p` (`top_p_cut`) | finish | `finish.wgsl:527` |
+//! | 10 Gumbel-max | `gumbel_argmax` | scan (rows without filters), finish | `scan.wgsl:126`, `finish.wgsl:223` |
+//! | 11 status and logprob | `sample_row`, `raw_logprob` | finish | `finish.wgsl:258` |
+//! | 12 state update | [`RowState::record`] | finish | `finish.wgsl:258` |
 
 pub mod beam;
 mod cpu;

@@ -162,7 +162,6 @@ fn gpu_top_logprobs_match_the_oracle() {
     }
 }
 
-#[cfg(any())] // TEMP until the CPU side lands
 #[test]
 fn gpu_top_logprobs_equal_the_cpu() {
     let mut rng = StdRng::seed_from_u64(12);

@@ -85,8 +85,19 @@ const NONE: u32 = 0xFFFFFFFFu;
 const FLOOR_BITS: u32 = 0xFF7FFFFFu;
 
 // ---- per-row words in `scratch` (ROW_WORDS of them): RS_PATH holds
-// PATH_NONE, PATH_CANDIDATES or PATH_FULL_ROW.
+// PATH_NONE, PATH_CANDIDATES or PATH_FULL_ROW; the others are written by
+// finish.wgsl for verification (the row's filtered distribution p:
+// p_i = exp(z_i / T - RS_ZTMAX) / RS_NORM for tokens whose key is >=
+// RS_THETA, or one-hot at RS_ONEHOT; RS_PD = p of the row's draft token;
+// RS_RMAX, RS_RSUM the raw softmax statistics for logprobs).
 const RS_PATH: u32 = 0u;
+const RS_PD: u32 = 1u;
+const RS_THETA: u32 = 2u;
+const RS_NORM: u32 = 3u;
+const RS_ZTMAX: u32 = 4u;
+const RS_ONEHOT: u32 = 5u;
+const RS_RMAX: u32 = 6u;
+const RS_RSUM: u32 = 7u;
 
 fn rs(r: u32, field: u32) -> u32 {
     return r * ROW_WORDS + field;
@@ -103,6 +114,11 @@ const P_GARG: u32 = 6u;
 const P_TMAX: u32 = 7u;   // max of finite z / T (f32 bits, -inf = none)
 const P_TSUM: u32 = 8u;   // sum of exp(z / T - tmax)
 const P_EXCL: u32 = 9u;   // largest key of z / T not kept as a candidate, 0 = none
+// recover.wgsl (verification with draft probabilities, after finish has
+// read the partials above) reuses P_GKEY / P_GARG for its Gumbel-max of
+// ln(p - q) + g, and adds the chunk's sum of q and a bad-q flag.
+const P_QSUM: u32 = 10u;
+const P_QBAD: u32 = 11u;
 
 fn part(r: u32, c: u32, field: u32) -> u32 {
     return dims.max_batch * ROW_WORDS + (r * dims.chunks + c) * PART_WORDS + field;
@@ -111,6 +127,62 @@ fn part(r: u32, c: u32, field: u32) -> u32 {
 // Word index of candidate j (0 .. chunks * CAND) of row r: (key, index).
 fn cand_at(r: u32, j: u32) -> u32 {
     return (r * dims.chunks * CAND + j) * 2u;
+}
+
+// ---- verification (dims.positions = k + 1 > 1): virtual row vr is
+// position j = vr % P of row b = vr / P, at logits row vr of the
+// [B, k + 1, V] target. It runs with row b's params, its own overlay
+// table, and row b's state advanced by j (the drafts before it).
+// When sampling, P = 1 and these are the identity.
+fn prow(vr: u32) -> u32 {
+    return vr / dims.positions;
+}
+
+fn vpos(vr: u32) -> u32 {
+    return vr % dims.positions;
+}
+
+fn row_params(vr: u32) -> RowParams {
+    var p = params[prow(vr)];
+    if (dims.positions > 1u) {
+        p.ov_off = p.ov_off * dims.positions + vpos(vr) * OV_FIELDS * p.ov_cap;
+    }
+    return p;
+}
+
+// (lo, hi) of the step of virtual row vr.
+fn row_step(vr: u32) -> vec2<u32> {
+    let b = prow(vr);
+    let lo = state[st_step_lo(b)];
+    let nlo = lo + vpos(vr);
+    return vec2<u32>(nlo, state[st_step_hi(b)] + select(0u, 1u, nlo < lo));
+}
+
+// The generated length n of virtual row vr.
+fn row_n(vr: u32) -> u32 {
+    return state[st_n(prow(vr))] + vpos(vr);
+}
+
+// Draft token i (0-based) of row b.
+fn draft_token(b: u32, i: u32) -> u32 {
+    return lists[dims.drafts_off + b * (dims.positions - 1u) + i];
+}
+
+// The token the Gumbel-max skips: verification without draft
+// probabilities samples a rejected position's recovered token from p
+// without the draft token (p - q is p off it). NONE otherwise.
+fn excluded(vr: u32) -> u32 {
+    if (dims.vmode == 1u && vpos(vr) + 1u < dims.positions) {
+        return draft_token(prow(vr), vpos(vr));
+    }
+    return NONE;
+}
+
+// log_softmax of the raw logit of token t (row r) from the row's raw
+// max and sum of exp, as f32 bits.
+fn logprob_bits(r: u32, t: u32, rmax: f32, rsum: f32) -> u32 {
+    let x = bitcast<f32>(raw_bits(r, t));
+    return bitcast<u32>((x - rmax) - ln_f32(rsum));
 }
 
 // Word index of top-logprob candidate j (0 .. chunks * TOPN) of row r,
@@ -284,7 +356,8 @@ fn gumbel_key_word(zt: f32, w: u32) -> u32 {
 }
 
 fn gumbel_key(zt: f32, r: u32, i: u32, p: RowParams) -> u32 {
-    let w = philox_word(philox_key(p.seed_lo, p.seed_hi), i, state[st_step_lo(r)], state[st_step_hi(r)]);
+    let st = row_step(r);
+    let w = philox_word(philox_key(p.seed_lo, p.seed_hi), i, st.x, st.y);
     return gumbel_key_word(zt, w);
 }
 

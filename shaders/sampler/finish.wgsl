@@ -220,16 +220,19 @@ fn reset_search(lid: u32) {
     workgroupBarrier();
 }
 
-// Step 10: the Gumbel-max over the source entries with key >= theta.
-fn gumbel_pick(r: u32, p: RowParams, full: bool, lid: u32, theta: u32, ztmax: f32) -> u32 {
+// Step 10: the Gumbel-max over the source entries with key >= theta,
+// skipping token `ex` (verification's recovered token; NONE = none). With
+// a token skipped the row's max may be the skipped one, so nothing is
+// pruned as hopeless.
+fn gumbel_pick(r: u32, p: RowParams, full: bool, lid: u32, theta: u32, ztmax: f32, ex: u32) -> u32 {
     var best = 0u;
     var arg = NONE;
     let n = source_len(full);
     for (var j = lid; j < n; j += WG) {
         let e = entry(r, p, full, j);
-        if (e.x != 0u && e.x >= theta) {
+        if (e.x != 0u && e.x >= theta && e.y != ex) {
             let zt = sortable_key_to_f32(e.x);
-            if (!hopeless(zt, ztmax)) {
+            if (ex != NONE || !hopeless(zt, ztmax)) {
                 let g = gumbel_key(zt, r, e.y, p);
                 if (arg == NONE || ka_before(g, e.y, best, arg)) {
                     best = g;
@@ -259,8 +262,11 @@ fn finish_row(r: u32, lid: u32, tok: u32, status: u32, rmax: f32, rsum: f32) {
         atomicStore(&wg_found, NONE);
     }
     workgroupBarrier();
+    // Verification updates the state in accept.wgsl, once per emitted
+    // token.
     let slot = params[r].seen_slot;
-    if (status == ST_OK && slot != NONE) {
+    let update = status == ST_OK && dims.vmode == 0u;
+    if (update && slot != NONE) {
         let len = state[st_seen_len(r)];
         for (var k = lid; k < len; k += WG) {
             if (state[st_seen_tok(slot, k)] == tok) {
@@ -272,12 +278,16 @@ fn finish_row(r: u32, lid: u32, tok: u32, status: u32, rmax: f32, rsum: f32) {
     if (lid == 0u) {
         let b = dims.batch;
         outbuf[b * 2u + r] = status;
-        if (status != ST_OK) {
+        if (status != ST_OK || tok == NONE) {
+            // (A verified position's recovered pick may find no token
+            // while the row is fine: its draft was the only survivor.)
             outbuf[r] = NONE;
             outbuf[b + r] = 0x7FC00000u;
         } else {
             outbuf[r] = tok;
-            outbuf[b + r] = raw_logprob_bits(r, tok, rmax, rsum);
+            outbuf[b + r] = logprob_bits(r, tok, rmax, rsum);
+        }
+        if (update) {
             // State update: c_tok += 1, n += 1, s += 1.
             state[st_n(r)] += 1u;
             let lo = state[st_step_lo(r)] + 1u;
@@ -300,12 +310,6 @@ fn finish_row(r: u32, lid: u32, tok: u32, status: u32, rmax: f32, rsum: f32) {
             }
         }
     }
-}
-
-// log_softmax of the raw logit of token t (row r), as f32 bits.
-fn raw_logprob_bits(r: u32, t: u32, rmax: f32, rsum: f32) -> u32 {
-    let x = bitcast<f32>(raw_bits(r, t));
-    return bitcast<u32>((x - rmax) - ln_f32(rsum));
 }
 
 // Step 11, top logprobs (rows with top_n > 0 and a token): the row's n
@@ -352,7 +356,7 @@ fn top_logprobs(r: u32, lid: u32, n: u32, rmax: f32, rsum: f32) {
             if (pi == NONE) {
                 outbuf[out_pair(r, t) + 1u] = 0x7FC00000u;
             } else {
-                outbuf[out_pair(r, t) + 1u] = raw_logprob_bits(r, pi, rmax, rsum);
+                outbuf[out_pair(r, t) + 1u] = logprob_bits(r, pi, rmax, rsum);
             }
         }
     }
@@ -376,7 +380,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (r >= dims.batch) {
         return;
     }
-    let p = params[r];
+    let p = row_params(r);
+    let ex = excluded(r);
+    // Verification: this position's draft is judged against p (see
+    // verify_outputs).
+    let judged = dims.vmode != 0u && vpos(r) + 1u < dims.positions;
+    var v_theta = 1u;
+    var v_norm = 0.0;
+    var onehot = NONE;
     if (lid == 0u) {
         atomicStore(&wg_flags, 0u);
         atomicStore(&wg_excl, 0u);
@@ -434,6 +445,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         // Step 5: greedy, the first index of the largest z.
         status = ST_OK;
         tok = mz_arg;
+        onehot = tok;
     } else if (bitcast<u32>(ztmax) == F32_POS_INF_BITS) {
         // Step 6, overflow: the largest z / T is +inf (a tiny temperature or an
         // overflowed bias): the +inf tokens are the only candidates, their
@@ -445,9 +457,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         // the unscaled logits (as the CPU).
         status = ST_OK;
         tok = mz_arg;
+        onehot = tok;
     } else if ((p.flags & FILTERS) == 0u) {
         status = ST_OK;
         tok = mg_arg;
+        v_norm = tsum * exp(tmax_row - ztmax);
     }
     if (lid == 0u) {
         scratch[rs(r, RS_PATH)] = PATH_NONE;
@@ -466,6 +480,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         workgroupBarrier();
         tok = bcast(lid, atomicLoad(&wg_found));
         status = ST_OK;
+        onehot = tok;
     }
     if (status == ST_FILTER) {
         // Step 7: min-p.
@@ -558,16 +573,54 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             if (lid == 0u) {
                 scratch[rs(r, RS_PATH)] = select(PATH_CANDIDATES, PATH_FULL_ROW, full);
             }
-            tok = gumbel_pick(r, p, full, lid, theta, ztmax);
-            status = select(ST_OK, ST_NONE, tok == NONE);
+            tok = gumbel_pick(r, p, full, lid, theta, ztmax, ex);
+            status = select(ST_OK, ST_NONE, tok == NONE && ex == NONE);
+            if (judged) {
+                let m = mass_total(r, p, full, lid, theta, ztmax);
+                v_norm = (f32(m.y) * 4294967296.0 + f32(m.x)) / 2147483648.0;
+                v_theta = theta;
+            }
             break;
         }
     }
     if (lid == 0u) {
         atomicStore(&ovtab[dims.rank_off + r], 0u);
     }
-    if ((p.flags & FLAG_TOPLP) != 0u && status == ST_OK) {
+    if ((p.flags & FLAG_TOPLP) != 0u && status == ST_OK && dims.vmode == 0u) {
         top_logprobs(r, lid, p.top_n, rmax, rsum);
     }
+    if (dims.vmode != 0u && lid == 0u) {
+        verify_outputs(r, p, judged, status, onehot, v_theta, v_norm, ztmax, rmax, rsum);
+    }
     finish_row(r, lid, tok, status, rmax, rsum);
+}
+
+// Verification: what accept.wgsl and recover.wgsl need of this position's
+// filtered distribution p (see bindings.wgsl's RS_* words), and p of the
+// draft token: exp(z_d / T - max) / mass of the survivors when d
+// survives, 1 or 0 for a one-hot p. One invocation.
+fn verify_outputs(r: u32, p: RowParams, judged: bool, status: u32, onehot: u32, theta: u32,
+    norm: f32, ztmax: f32, rmax: f32, rsum: f32) {
+    scratch[rs(r, RS_RMAX)] = bitcast<u32>(rmax);
+    scratch[rs(r, RS_RSUM)] = bitcast<u32>(rsum);
+    scratch[rs(r, RS_ONEHOT)] = onehot;
+    scratch[rs(r, RS_THETA)] = theta;
+    scratch[rs(r, RS_NORM)] = bitcast<u32>(norm);
+    scratch[rs(r, RS_ZTMAX)] = bitcast<u32>(ztmax);
+    var pd = 0.0;
+    if (judged && status == ST_OK) {
+        let d = draft_token(prow(r), vpos(r));
+        if (onehot != NONE) {
+            pd = select(0.0, 1.0, d == onehot);
+        } else {
+            let zb = z_bits(r, d, p);
+            if (!bits_is_neg_inf(zb) && !bits_is_nan(zb)) {
+                let zt = scale(bitcast<f32>(zb), p);
+                if (!bits_is_neg_inf(bitcast<u32>(zt)) && okey(zt) >= theta) {
+                    pd = exp(zt - ztmax) / norm;
+                }
+            }
+        }
+    }
+    scratch[rs(r, RS_PD)] = bitcast<u32>(pd);
 }

@@ -45,7 +45,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let r = wg.y;
     if (lid == 0u) {
         var on = 0u;
-        if (r < dims.batch && (params[r].flags & FLAG_OVERLAY) != 0u) {
+        if (r < dims.batch && (row_params(r).flags & FLAG_OVERLAY) != 0u) {
             on = 1u;
         }
         wg_on = on;
@@ -53,7 +53,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (workgroupUniformLoad(&wg_on) == 0u) {
         return;
     }
-    let p = params[r];
+    let p = row_params(r);
     for (var k = lid; k < OV_FIELDS * p.ov_cap; k += WG) {
         atomicStore(&ovtab[p.ov_off + k], 0u);
     }
@@ -61,7 +61,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var k = lid; k < p.banned_len; k += WG) {
         ov_mark(p, lists[p.banned_off + k], M_BANNED);
     }
-    if (state[st_n(r)] < p.min_new) {
+    if (row_n(r) < p.min_new) {
         for (var k = lid; k < p.eos_len; k += WG) {
             ov_mark(p, lists[p.eos_off + k], M_EOS);
         }
@@ -72,7 +72,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             atomicStore(&ovtab[ov_word(p, OV_BIAS, s)], lists[p.bias_off + p.bias_len + k]);
         }
     }
-    let seen = state[st_seen_len(r)];
+    let seen = state[st_seen_len(prow(r))];
     if (p.rep != 1.0) {
         for (var k = lid; k < p.prompt_len; k += WG) {
             ov_mark(p, lists[p.prompt_off + k], M_PROMPT);
@@ -84,6 +84,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let s = ov_mark(p, state[st_seen_tok(p.seen_slot, k)], M_SEEN);
             if (s != NONE) {
                 atomicStore(&ovtab[ov_word(p, OV_COUNT, s)], state[st_seen_cnt(p.seen_slot, k)]);
+            }
+        }
+    }
+    storageBarrier();
+    // Verification: the drafts before this position count as generated.
+    if ((p.rep != 1.0 || p.freq != 0.0 || p.presence != 0.0) && p.seen_slot != NONE) {
+        for (var k = lid; k < vpos(r); k += WG) {
+            let s = ov_mark(p, draft_token(prow(r), k), M_SEEN);
+            if (s != NONE) {
+                atomicAdd(&ovtab[ov_word(p, OV_COUNT, s)], 1u);
             }
         }
     }

@@ -39,7 +39,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (r >= dims.batch) {
         return;
     }
-    let p = params[r];
+    let p = row_params(r);
     if (lid == 0u) {
         atomicStore(&wg_flags, 0u);
         atomicStore(&wg_tmax, 0u);
@@ -67,7 +67,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var tzt = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
     // Keys of the raw logits (top logprobs), 0 past the row's end.
     var rkeys = array<u32, 4>(0u, 0u, 0u, 0u);
-    let want_mass = (p.flags & FLAG_TOP_P) != 0u;
+    // (Verification needs the mass of every row: its p of the draft.)
+    let want_mass = (p.flags & FLAG_TOP_P) != 0u || dims.vmode != 0u;
+    let ex = excluded(r);
     for (var q = 0u; q < ITEMS; q++) {
         let i = base + q;
         if (i < dims.vocab) {
@@ -110,8 +112,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var gkey = 0u;
     var garg = NONE;
     if (mode == MODE_PLAIN) {
-        // The chunk's max of z / T bounds which tokens can win.
-        atomicMax(&wg_tmax, max(max(tkeys[0], tkeys[1]), max(tkeys[2], tkeys[3])));
+        // The chunk's max of z / T bounds which tokens can win (without
+        // the excluded token, which cannot).
+        var m = 0u;
+        for (var q = 0u; q < ITEMS; q++) {
+            if (base + q != ex) {
+                m = max(m, tkeys[q]);
+            }
+        }
+        atomicMax(&wg_tmax, m);
     }
     workgroupBarrier();
     // Step 10 for rows without filters: the chunk's Gumbel-max.
@@ -119,13 +128,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let tmax_key = atomicLoad(&wg_tmax);
         if (tmax_key != 0u) {
             let best_zt = sortable_key_to_f32(tmax_key);
+            let step = row_step(r);
             var block = vec4<u32>(0u);
             var have_block = false;
             for (var q = 0u; q < ITEMS; q++) {
-                if (tkeys[q] != 0u && !hopeless(tzt[q], best_zt)) {
+                if (tkeys[q] != 0u && base + q != ex && !hopeless(tzt[q], best_zt)) {
                     if (!have_block) {
                         block = philox4x32_10(
-                            philox_counter(base, state[st_step_lo(r)], state[st_step_hi(r)]),
+                            philox_counter(base, step.x, step.y),
                             philox_key(p.seed_lo, p.seed_hi));
                         have_block = true;
                     }

@@ -9,13 +9,17 @@
 //! threads when the batch is large, and the state update of step 12.
 //! The optional outputs ride on the same pass: the top log-probabilities
 //! of a row that asks for them (`row::top_logprobs_row`, on the raw row
-//! the sampler already widened).
+//! the sampler already widened). Speculative decoding's `verify` runs its
+//! rows position by position through `row::verify_position` (steps 1-9,
+//! then the acceptance test and the recovered token) and `sample_row` for
+//! the bonus token.
 
 pub mod fastmath;
 mod row;
 
+use crate::verify::{Drafts, VerifyOutput, check_drafts};
 use crate::{Error, Logits, Result, RowOutput, RowState, SamplingParams, Status, TopLogprobs};
-use row::Work;
+use row::{Verdict, Work};
 
 /// A row's final filtered distribution (SPEC steps 1 to 9): surviving token
 /// ids and their probabilities renormalised over the survivors, most
@@ -291,6 +295,126 @@ impl CpuSampler {
             }
         });
         Ok(())
+    }
+
+    /// Verifies draft tokens against the target model's logits
+    /// (speculative decoding; SPEC.md "Speculative decoding" and the rules
+    /// in [`crate::verify`]). `target` is `[B, k + 1, V]` row-major,
+    /// `B = params.len()`, `V = vocab`, `k = drafts.k`: row `r`'s position
+    /// `j` (1-based) at `(r * (k + 1) + j - 1) * V`.
+    ///
+    /// Per row, position `j` runs SPEC steps 1-9 with the row's state
+    /// advanced by `d_1..d_{j-1}` (step `s + j - 1`), giving `p_j`; `d_j` is
+    /// accepted when `u_j * q_j(d_j) < p_j(d_j)` (f32), else a recovered
+    /// token is emitted and the row stops; when all `k` are accepted the
+    /// bonus token is what [`CpuSampler::sample`] returns for position
+    /// `k + 1` at step `s + k`. A position whose status is not `Ok` ends
+    /// the row (the drafts accepted before it are emitted). Each emitted
+    /// token's logprob is its raw `log_softmax` under its own position's
+    /// logits (NaN on a sampler built `with_logprobs(false)`), and
+    /// `states[r]` records every emitted token. Rows run on the calling
+    /// thread.
+    ///
+    /// Errors (nothing runs, no state changes): `vocab == 0`, no rows,
+    /// `states.len() != B`, bad drafts ([`crate::check_drafts`]), a target
+    /// length other than `B * (k + 1) * V`, or a parameter / state token
+    /// out of range.
+    pub fn verify(
+        &mut self,
+        target: Logits<'_>,
+        vocab: usize,
+        drafts: &Drafts<'_>,
+        params: &[SamplingParams],
+        states: &mut [RowState],
+    ) -> Result<Vec<VerifyOutput>> {
+        let batch = params.len();
+        let k = drafts.k;
+        let positions = k.checked_add(1);
+        // The shape checks of `sample`, on a batch of B * (k + 1) rows.
+        if vocab == 0 {
+            return Err(Error::InvalidArgument("vocab must be at least 1".into()));
+        }
+        if batch == 0 {
+            return Err(Error::InvalidArgument(
+                "batch must be at least 1 (no params given)".into(),
+            ));
+        }
+        if states.len() != batch {
+            return Err(Error::InvalidArgument(format!(
+                "{} states for {batch} rows of params",
+                states.len()
+            )));
+        }
+        check_drafts(batch, vocab, drafts)?;
+        let expected = positions
+            .and_then(|n| n.checked_mul(batch))
+            .and_then(|n| n.checked_mul(vocab));
+        if Some(target.len()) != expected {
+            return Err(Error::InvalidArgument(format!(
+                "target logits hold {} values, expected batch {batch} x (k {k} + 1) x vocab {vocab}",
+                target.len()
+            )));
+        }
+        validate_batch(batch * vocab, vocab, params, states)?;
+
+        if self.workers.is_empty() {
+            self.workers.push(Worker::default());
+        }
+        let logprobs = self.logprobs;
+        let w = &mut self.workers[0];
+        let mut outs = Vec::with_capacity(batch);
+        for (r, (p, state)) in params.iter().zip(states.iter_mut()).enumerate() {
+            let mut st = state.clone();
+            let mut o = VerifyOutput {
+                tokens: Vec::with_capacity(k + 1),
+                accepted: 0,
+                logprobs: Vec::with_capacity(k + 1),
+                status: Status::Ok,
+            };
+            let base = r * (k + 1);
+            let mut all_accepted = true;
+            for j in 0..k {
+                let raw = row_f32(&target, base + j, vocab, &mut w.widened);
+                let d = drafts.tokens[r * k + j];
+                let q = drafts
+                    .probs
+                    .map(|q| &q[(r * k + j) * vocab..(r * k + j + 1) * vocab]);
+                match row::verify_position(raw, p, &st, &mut w.work, d, q, logprobs) {
+                    Verdict::Ended(status) => {
+                        o.status = status;
+                        all_accepted = false;
+                        break;
+                    }
+                    Verdict::Accepted(lp) => {
+                        o.tokens.push(d);
+                        o.logprobs.push(lp);
+                        o.accepted += 1;
+                        st.record(d);
+                    }
+                    Verdict::Rejected(t, lp) => {
+                        o.tokens.push(t);
+                        o.logprobs.push(lp);
+                        st.record(t);
+                        all_accepted = false;
+                        break;
+                    }
+                }
+            }
+            if all_accepted {
+                let raw = row_f32(&target, base + k, vocab, &mut w.widened);
+                let b = row::sample_row(raw, p, &st, &mut w.work, logprobs);
+                if b.status == Status::Ok {
+                    o.tokens.push(b.token);
+                    o.logprobs.push(b.logprob);
+                    st.record(b.token);
+                } else {
+                    o.status = b.status;
+                }
+            }
+            *state = st;
+            outs.push(o);
+        }
+        Ok(outs)
     }
 
     /// The final filtered distribution of row `row` of a `[B, V]` batch

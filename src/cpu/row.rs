@@ -548,6 +548,12 @@ fn top_p_cut(cand: &mut [(f32, u32)], zmax: f32, target: f64) -> f32 {
 /// tokens with `z_i >= theta`, scanned densely: Philox 64 tokens at a time
 /// ([`rng::words_64`]) and the logarithms skipped for tokens whose uniform
 /// is below the level they would need to win.
+///
+/// `exclude` is left out of the survivors (speculative decoding's
+/// recovered token without draft probabilities: the keys are the same,
+/// the rejected draft cannot win); [`NO_TOKEN`] excludes nothing. Returns
+/// [`NO_TOKEN`] when no survivor is left.
+#[allow(clippy::too_many_arguments)]
 fn gumbel_argmax(
     z: &[f32],
     theta: f32,
@@ -556,11 +562,15 @@ fn gumbel_argmax(
     cand: &[(f32, u32)],
     seed: u64,
     step: u64,
+    exclude: u32,
 ) -> u32 {
     let mut best = (f32::NEG_INFINITY, u32::MAX);
     let better = |key: f32, i: u32, best: (f32, u32)| key > best.0 || (key == best.0 && i < best.1);
     if listed {
         for &(x, i) in cand {
+            if i == exclude {
+                continue;
+            }
             let key = x + rng::gumbel(seed, step, i);
             if better(key, i, best) {
                 best = (key, i);
@@ -568,8 +578,11 @@ fn gumbel_argmax(
         }
         return best.1;
     }
-    // Seed the bound with the most likely token.
-    if let Some(i) = fastmath::first_index_of(z, zmax) {
+    // Seed the bound with the most likely token (unless it is excluded:
+    // then the first chunk is evaluated exactly until a bound exists).
+    if let Some(i) = fastmath::first_index_of(z, zmax)
+        && i as u32 != exclude
+    {
         best = (zmax + rng::gumbel(seed, step, i as u32), i as u32);
     }
     let key = rng::key_for_seed(seed);
@@ -608,7 +621,7 @@ fn gumbel_argmax(
             }
             let i = (bi * 64 + j) as u32;
             let k = x + rng::gumbel_from_uniform(u);
-            if better(k, i, best) {
+            if better(k, i, best) && i != exclude {
                 best = (k, i);
             }
         }
@@ -664,7 +677,7 @@ pub(crate) fn sample_row(
         Filtered::NoCandidates => return no_token(Status::NoCandidates),
         Filtered::Greedy(t) => t,
         Filtered::Kept { theta, max, listed } => {
-            gumbel_argmax(z, theta, max, listed, &w.cand, p.seed, st.step)
+            gumbel_argmax(z, theta, max, listed, &w.cand, p.seed, st.step, NO_TOKEN)
         }
     };
     let logprob = if !logprobs {
@@ -815,5 +828,198 @@ pub(crate) fn top_logprobs_row(raw: &[f32], token: u32, n: u32) -> TopLogprobs {
     TopLogprobs {
         rank: (above + 1) as u32,
         entries,
+    }
+}
+
+/// What verifying one draft position (SPEC.md "Speculative decoding")
+/// decided.
+pub(crate) enum Verdict {
+    /// The position's status is not `Ok`: the row ends before it.
+    Ended(Status),
+    /// The draft token is accepted; its raw logprob.
+    Accepted(f32),
+    /// The draft token is rejected; the recovered token and its raw
+    /// logprob.
+    Rejected(u32, f32),
+}
+
+/// Verifies the draft token `draft` at one position (the rules of
+/// `crate::verify`'s module docs): steps 1-9 on `raw` with state `st`
+/// give `p`; the draft is accepted when `u * q(draft) < p(draft)` in f32
+/// (`u` = [`rng::accept_uniform`] at `st.step`, `q(draft)` = 1 without
+/// `q`); otherwise the recovered token is drawn at `st.step` (see
+/// [`recover`]). The logprob is NaN when `logprobs` is off.
+///
+/// `p(i) = (exp((z_i/T - m) as f64) / S) as f32`, `S` the f64 sum of the
+/// same exponentials over the survivors (`z_i/T` and `z_i/T - m` in f32, as
+/// step 10's keys use them), one-hot where steps 5/6 pick a token.
+pub(crate) fn verify_position(
+    raw: &[f32],
+    p: &SamplingParams,
+    st: &RowState,
+    w: &mut Work,
+    draft: u32,
+    q: Option<&[f32]>,
+    logprobs: bool,
+) -> Verdict {
+    let Some((raw_max, raw_argmax)) = check_input(raw, p.is_greedy()) else {
+        return Verdict::Ended(Status::InvalidLogits);
+    };
+    let (f, z) = filter(
+        raw,
+        raw_max,
+        raw_argmax,
+        p,
+        st,
+        &mut w.z,
+        &mut w.cand,
+        &mut w.raw_total,
+    );
+    let (seed, step) = (p.seed, st.step);
+    let u = rng::accept_uniform(seed, step);
+    let qd = q.map_or(1.0, |q| q[draft as usize]);
+    let logprob = |t: u32| {
+        if logprobs {
+            raw_logprob(raw, raw_max, t)
+        } else {
+            f32::NAN
+        }
+    };
+    let recovered = match f {
+        Filtered::NoCandidates => return Verdict::Ended(Status::NoCandidates),
+        Filtered::Greedy(t) => {
+            let pd = if t == draft { 1.0f32 } else { 0.0 };
+            if u * qd < pd {
+                return Verdict::Accepted(logprob(draft));
+            }
+            // A one-hot p recovers its own token.
+            t
+        }
+        Filtered::Kept { theta, max, listed } => {
+            let kept = Kept {
+                z,
+                theta,
+                max,
+                listed,
+                cand: &w.cand,
+            };
+            let total = kept.mass();
+            let pd = kept.value(draft).map_or(0.0, |x| kept.prob(x, total));
+            if u * qd < pd {
+                return Verdict::Accepted(logprob(draft));
+            }
+            recover(&kept, total, draft, q, seed, step)
+        }
+    };
+    Verdict::Rejected(recovered, logprob(recovered))
+}
+
+/// The survivors of steps 7-9 (see [`Filtered::Kept`]) with the logits
+/// they are kept on.
+struct Kept<'a> {
+    z: &'a [f32],
+    theta: f32,
+    max: f32,
+    listed: bool,
+    cand: &'a [(f32, u32)],
+}
+
+impl Kept<'_> {
+    /// Calls `f(z_i/T, i)` for every survivor (in id order when dense, in
+    /// `cand`'s order when listed).
+    fn for_each(&self, mut f: impl FnMut(f32, u32)) {
+        if self.listed {
+            for &(x, i) in self.cand {
+                f(x, i);
+            }
+        } else {
+            for (i, &x) in self.z.iter().enumerate() {
+                if x >= self.theta {
+                    f(x, i as u32);
+                }
+            }
+        }
+    }
+
+    /// `z_t/T` when token `t` survives. (`top_k_fused` leaves the scaled
+    /// values in `cand` only, so a listed row is looked up there.)
+    fn value(&self, t: u32) -> Option<f32> {
+        if self.listed {
+            self.cand.iter().find(|c| c.1 == t).map(|c| c.0)
+        } else {
+            let x = self.z[t as usize];
+            (x >= self.theta).then_some(x)
+        }
+    }
+
+    /// `exp((x - m) as f64)`, 1 when `m` is `+inf` (as `distribution_row`).
+    fn weight(&self, x: f32) -> f64 {
+        if self.max == f32::INFINITY {
+            1.0
+        } else {
+            ((x - self.max) as f64).exp()
+        }
+    }
+
+    /// `S`, the f64 sum of the survivors' weights.
+    fn mass(&self) -> f64 {
+        let mut s = 0.0f64;
+        self.for_each(|x, _| s += self.weight(x));
+        s
+    }
+
+    /// `p_i` of a survivor with value `x`, as f32.
+    fn prob(&self, x: f32, total: f64) -> f32 {
+        (self.weight(x) / total) as f32
+    }
+}
+
+/// The recovered token of a rejected draft at `step`. Without `q`: step
+/// 10's Gumbel-max over the survivors other than `draft` (the same keys
+/// `z_i/T + g_i` as sampling). With `q`: `argmax ln(p_i - q_i) + g_i` (f32)
+/// over the tokens where `p_i - q_i > 0` (f32; only survivors have
+/// `p_i > 0`), lowest id on ties, and when there is none the step-10
+/// sample of `p`.
+fn recover(
+    kept: &Kept<'_>,
+    total: f64,
+    draft: u32,
+    q: Option<&[f32]>,
+    seed: u64,
+    step: u64,
+) -> u32 {
+    let gumbel = |exclude| {
+        gumbel_argmax(
+            kept.z,
+            kept.theta,
+            kept.max,
+            kept.listed,
+            kept.cand,
+            seed,
+            step,
+            exclude,
+        )
+    };
+    let Some(q) = q else {
+        // The draft was rejected, so some other token survives: a lone
+        // survivor has p = 1 and u * 1 < 1 accepts it. (The fallback only
+        // guards against emitting NO_TOKEN with status Ok.)
+        let t = gumbel(draft);
+        return if t == NO_TOKEN { draft } else { t };
+    };
+    let mut best = (f32::NEG_INFINITY, NO_TOKEN);
+    kept.for_each(|x, i| {
+        let d = kept.prob(x, total) - q[i as usize];
+        if d > 0.0 {
+            let key = d.ln() + rng::gumbel(seed, step, i);
+            if key > best.0 || (key == best.0 && i < best.1) {
+                best = (key, i);
+            }
+        }
+    });
+    if best.1 == NO_TOKEN {
+        gumbel(NO_TOKEN)
+    } else {
+        best.1
     }
 }

@@ -39,7 +39,9 @@ pub use device::{
 #[cfg(not(target_arch = "wasm32"))]
 pub use device::{open_device, open_device_with};
 pub use kit::{DType, LogitsView};
-pub use sampler::{GpuSampler, Plan, PlannedDispatch, RowPath, SamplerConfig, logits_bytes};
+pub use sampler::{
+    GpuSampler, MAX_DRAFT_TOKENS, Plan, PlannedDispatch, RowPath, SamplerConfig, logits_bytes,
+};
 
 /// Parses and validates a WGSL source with naga (what wgpu runs before any
 /// driver sees it), so shader errors show up in `cargo test` without a GPU.

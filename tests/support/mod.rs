@@ -1,11 +1,13 @@
 //! What the test files share (`mod support;` in each): the GPU device, the
-//! logits generator, and [`Backend`], one way to drive either sampler so a
-//! SPEC case can run on both.
+//! logits generator, [`Backend`], one way to drive either sampler so a
+//! SPEC case can run on both, and [`verify`], the speculative-decoding
+//! checks written against a backend's `verify` closure.
 //!
 //! Not every test file uses every item.
 #![allow(dead_code)]
 
 pub mod logits;
+pub mod verify;
 
 use std::sync::OnceLock;
 

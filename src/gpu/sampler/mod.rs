@@ -66,8 +66,10 @@
 
 mod passes;
 mod plan;
+mod verify;
 
 pub use plan::{Plan, PlannedDispatch};
+pub use verify::MAX_DRAFT_TOKENS;
 
 use super::device::{GpuContext, scoped, scoped_async};
 use super::kit::{
@@ -220,7 +222,7 @@ const CHUNK: u32 = 1024;
 /// Candidates kept per chunk (`CAND`).
 const CAND: u64 = 64;
 /// Words per row in the scratch buffer (`ROW_WORDS`).
-const ROW_WORDS: u64 = 4;
+const ROW_WORDS: u64 = 8;
 /// Words per (row, chunk) partial (`PART_WORDS`).
 const PART_WORDS: u64 = 12;
 /// Words per slot of an overlay table (`OV_FIELDS`).
@@ -275,8 +277,18 @@ pub struct GpuSampler {
     out_buf: wgpu::Buffer,
     /// Per-row overlay tables (binding 2), grown when params need more.
     ov_buf: wgpu::Buffer,
-    /// Word offset of the rank counters in `ov_buf`.
+    /// Word offset of the rank counters in `ov_buf` (when sampling), and
+    /// the words of the rows' overlay tables before them.
     rank_off: u32,
+    ov_tables: u64,
+    /// Words of the rows' lists in `lists_buf`; a verification's drafts
+    /// follow them (the buffer keeps `max_batch` words for them).
+    lists_len: u32,
+    /// The draft probabilities of [`GpuSampler::verify_host`].
+    q_upload: Option<wgpu::Buffer>,
+    /// `(rows, positions)` of the last recorded verification, `None` when
+    /// the last record sampled.
+    last_verify: Option<(u32, u32)>,
     /// Per-chunk candidates (binding 7), created when a row first filters
     /// or asks for top logprobs.
     cand_buf: Option<wgpu::Buffer>,
@@ -479,6 +491,10 @@ impl GpuSampler {
                 ),
                 cand_buf: None,
                 rank_off: 0,
+                ov_tables: 0,
+                lists_len: 0,
+                q_upload: None,
+                last_verify: None,
                 dummy: storage_buffer(device, "wgsample candidates (unused)", 16, none),
                 upload: None,
                 layout,
@@ -870,8 +886,11 @@ impl GpuSampler {
         // copied into the output after the rank pass).
         self.rank_off = u32::try_from(ov_words)
             .map_err(|_| Error::Gpu("the rows' overlay tables exceed 2^32 words".into()))?;
+        self.ov_tables = ov_words;
         ov_words += u64::from(self.cfg.max_batch);
-        let bytes = (lists.len() as u64 * 4).max(16);
+        // After the lists, room for a verification's [B, k] drafts.
+        self.lists_len = lists.len() as u32;
+        let bytes = ((lists.len() as u64 + u64::from(self.cfg.max_batch)) * 4).max(16);
         let ov_bytes = (ov_words * 4).max(16);
         self.lists_buf = self.fitted(
             self.lists_buf.clone(),
@@ -933,7 +952,8 @@ impl GpuSampler {
         let bind = self.validate(logits, batch)?;
         self.stage_uploads(logits, &bind, batch)?;
         let plan = Plan::for_rows(&self.flags[..batch as usize], self.chunks, batch);
-        self.encode(encoder, logits.buffer, &bind, &plan, stamps)?;
+        self.last_verify = None;
+        self.encode(encoder, logits.buffer, &bind, &plan, stamps, None)?;
         Ok(plan)
     }
 
@@ -1018,34 +1038,14 @@ impl GpuSampler {
         batch: u32,
     ) -> Result<()> {
         let rows = batch as usize;
-        let limits = self.ctx.device.limits();
         if self.dirty {
             self.upload_params()?;
         }
         let filtered = self.flags[..rows]
             .iter()
             .any(|&x| x & (FILTERS | FLAG_TOPLP) != 0);
-        if filtered && self.cand_buf.is_none() {
-            let bytes = u64::from(self.cfg.max_batch) * u64::from(self.chunks) * (CAND + TOPN) * 8;
-            check_word_index("the candidate buffer", bytes)?;
-            if bytes > limits.max_storage_buffer_binding_size {
-                return Err(Error::limit(
-                    format!(
-                        "the candidate buffer ({CAND} + {TOPN} per {CHUNK} logits of [max_batch, V], bytes)"
-                    ),
-                    bytes,
-                    "max_storage_buffer_binding_size",
-                    limits.max_storage_buffer_binding_size,
-                )
-                .with_hint("; lower max_batch"));
-            }
-            self.cand_buf = Some(storage_buffer(
-                &self.ctx.device,
-                "wgsample candidates",
-                bytes,
-                wgpu::BufferUsages::empty(),
-            ));
-            self.buffers_gen += 1;
+        if filtered {
+            self.ensure_candidates()?;
         }
         let dims0 = Dims {
             batch,
@@ -1078,6 +1078,36 @@ impl GpuSampler {
         Ok(())
     }
 
+    /// Creates the candidate buffer (each chunk's `CAND` candidates and
+    /// `TOPN` top-logprob entries for every row) on first use.
+    fn ensure_candidates(&mut self) -> Result<()> {
+        if self.cand_buf.is_some() {
+            return Ok(());
+        }
+        let limits = self.ctx.device.limits();
+        let bytes = u64::from(self.cfg.max_batch) * u64::from(self.chunks) * (CAND + TOPN) * 8;
+        check_word_index("the candidate buffer", bytes)?;
+        if bytes > limits.max_storage_buffer_binding_size {
+            return Err(Error::limit(
+                format!(
+                    "the candidate buffer ({CAND} + {TOPN} per {CHUNK} logits of [max_batch, V], bytes)"
+                ),
+                bytes,
+                "max_storage_buffer_binding_size",
+                limits.max_storage_buffer_binding_size,
+            )
+            .with_hint("; lower max_batch"));
+        }
+        self.cand_buf = Some(storage_buffer(
+            &self.ctx.device,
+            "wgsample candidates",
+            bytes,
+            wgpu::BufferUsages::empty(),
+        ));
+        self.buffers_gen += 1;
+        Ok(())
+    }
+
     /// Records the queued uploads, then the plan's dispatches (each in a
     /// debug group named by its label) into `encoder`.
     fn encode(
@@ -1087,6 +1117,7 @@ impl GpuSampler {
         bind: &LogitsBinding,
         plan: &Plan,
         stamps: Option<(&wgpu::QuerySet, u32)>,
+        q_group: Option<&wgpu::BindGroup>,
     ) -> Result<()> {
         let device = self.ctx.device.clone();
         self.encode_pending(encoder);
@@ -1122,7 +1153,11 @@ impl GpuSampler {
                 }
                 pass.push_debug_group(&d.label);
                 pass.set_pipeline(&self.pipelines[d.pass]);
-                pass.set_bind_group(0, bg, &[]);
+                let group = match q_group {
+                    Some(q) if d.pass == passes::idx::RECOVER || d.pass == passes::idx::ACCEPT => q,
+                    _ => bg,
+                };
+                pass.set_bind_group(0, group, &[]);
                 pass.dispatch_workgroups(d.grid[0], d.grid[1], d.grid[2]);
                 pass.pop_debug_group();
             }
@@ -1150,6 +1185,18 @@ impl GpuSampler {
     /// `offset` for `size` bytes.
     fn bind_group(&self, logits: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BindGroup {
         let cands = self.cand_buf.as_ref().unwrap_or(&self.dummy);
+        self.bind_group_with(logits, offset, size, cands.as_entire_binding())
+    }
+
+    /// [`GpuSampler::bind_group`] with `seventh` at binding 7 (the
+    /// candidates, or a verification's draft probabilities).
+    fn bind_group_with(
+        &self,
+        logits: &wgpu::Buffer,
+        offset: u64,
+        size: u64,
+        seventh: wgpu::BindingResource<'_>,
+    ) -> wgpu::BindGroup {
         crate::gpu::kit::bind_group(
             &self.ctx.device,
             "wgsample sampler",
@@ -1170,7 +1217,7 @@ impl GpuSampler {
                 self.lists_buf.as_entire_binding(),
                 self.state_buf.as_entire_binding(),
                 self.scratch_buf.as_entire_binding(),
-                cands.as_entire_binding(),
+                seventh,
                 self.out_buf.as_entire_binding(),
             ],
         )

@@ -63,8 +63,28 @@ pass_module!(
     "The sampled token's rank for rows that ask for top logprobs: a count of the larger raw logits."
 );
 
+pass_module!(
+    recover,
+    "recover.wgsl",
+    Grid::PerChunk,
+    "Verification with draft probabilities: each chunk's Gumbel-max of ln(p - q) + g, the recovered token of a rejection."
+);
+pass_module!(
+    accept,
+    "accept.wgsl",
+    Grid::PerRow,
+    "Verification: accepts or rejects each row's drafts in order, writes the emitted tokens and advances the state."
+);
+
 /// Every pass, in pipeline-cache order.
-pub(crate) const ALL: [Pass; 4] = [overlay::PASS, scan::PASS, finish::PASS, rank::PASS];
+pub(crate) const ALL: [Pass; 6] = [
+    overlay::PASS,
+    scan::PASS,
+    finish::PASS,
+    rank::PASS,
+    recover::PASS,
+    accept::PASS,
+];
 
 /// Index of each pass in [`ALL`].
 pub(crate) mod idx {
@@ -72,13 +92,15 @@ pub(crate) mod idx {
     pub const SCAN: usize = 1;
     pub const FINISH: usize = 2;
     pub const RANK: usize = 3;
+    pub const RECOVER: usize = 4;
+    pub const ACCEPT: usize = 5;
 }
 
 /// The constants the Rust side and the WGSL share, as WGSL, generated from
 /// the Rust values so they are written once.
 pub(crate) fn wgsl_constants() -> String {
     use super::*;
-    let consts: [(&str, u64); 22] = [
+    let consts: [(&str, u64); 23] = [
         ("FLAG_GREEDY", FLAG_GREEDY.into()),
         ("FLAG_MIN_P", FLAG_MIN_P.into()),
         ("FLAG_TOP_K", FLAG_TOP_K.into()),
@@ -98,6 +120,7 @@ pub(crate) fn wgsl_constants() -> String {
         ("ST_OK", Status::Ok.code().into()),
         ("ST_INVALID", Status::InvalidLogits.code().into()),
         ("ST_NONE", Status::NoCandidates.code().into()),
+        ("ST_BAD_DRAFT", Status::InvalidDraft.code().into()),
         ("PATH_CANDIDATES", RowPath::Candidates.code().into()),
         ("PATH_FULL_ROW", RowPath::FullRow.code().into()),
         ("PATH_NONE", RowPath::NoSelection.code().into()),

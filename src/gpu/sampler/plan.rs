@@ -74,6 +74,46 @@ impl Plan {
         plan
     }
 
+    /// The plan of a verification of `rows` rows with `positions = k + 1`
+    /// target positions each (`rows * positions` virtual rows, flags per
+    /// real row): `overlay` as for sampling, `scan` and `finish` over every
+    /// position, `recover` (a second dense pass) only with draft
+    /// probabilities, and `accept`, one workgroup a row.
+    pub(crate) fn for_verify(
+        flags: &[u32],
+        chunks: u32,
+        rows: u32,
+        positions: u32,
+        with_q: bool,
+    ) -> Plan {
+        let any = |f: u32| flags.iter().any(|&x| x & f != 0);
+        let virt = rows * positions;
+        let mut plan = Plan::default();
+        let mut add = |pass: usize, y: u32| {
+            let p = &ALL[pass];
+            let x = match p.grid {
+                Grid::PerChunk => chunks,
+                Grid::PerRow => 1,
+            };
+            plan.passes.push(PlannedDispatch {
+                label: p.name.to_string(),
+                grid: [x, y, 1],
+                dense: p.grid == Grid::PerChunk,
+                pass,
+            });
+        };
+        if any(FLAG_OVERLAY) {
+            add(idx::OVERLAY, virt);
+        }
+        add(idx::SCAN, virt);
+        add(idx::FINISH, virt);
+        if with_q {
+            add(idx::RECOVER, virt);
+        }
+        add(idx::ACCEPT, rows);
+        plan
+    }
+
     /// The number of dispatches.
     pub fn dispatches(&self) -> usize {
         self.passes.len()
