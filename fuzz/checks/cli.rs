@@ -507,6 +507,7 @@ pub const FLAG_NAMES: &[&str] = &[
     "--length-penalty",
     "--early-stopping",
     "--num-return-sequences",
+    "--top-logprobs",
 ];
 
 /// Words the argument decoder can emit with one byte.
