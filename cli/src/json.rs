@@ -166,6 +166,30 @@ impl From<&wgsample::gpu::Plan> for Plan {
     }
 }
 
+/// What `verify` reports for one row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifiedRow {
+    /// The emitted tokens: the accepted drafts, then the recovered or
+    /// bonus token.
+    pub tokens: Vec<u32>,
+    /// How many draft tokens were accepted.
+    pub accepted: u32,
+    /// The emitted tokens' log-probabilities under the raw target logits
+    /// of their positions.
+    pub logprobs: Vec<f32>,
+    /// `Ok`, or the status of the position that ended the row.
+    #[serde(serialize_with = "status_name")]
+    pub status: Status,
+}
+
+/// The `verify` line: `{"rows": [{"tokens": [...], "accepted": n,
+/// "logprobs": [...], "status": ...}, ...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verify {
+    /// One entry per row.
+    pub rows: Vec<VerifiedRow>,
+}
+
 /// The `generate` and `beam` lines: `{"sequences": [...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sequences<T> {
@@ -270,6 +294,17 @@ mod tests {
                 plan: None
             }),
             r#"{"rows": [{"tokens": [2], "logprobs": [-0.5], "top_logprobs": [[{"token": 2, "logprob": -0.5}, {"token": 0, "logprob": null}]], "ranks": [1], "status": "ok"}]}"#
+        );
+        assert_eq!(
+            line(&Verify {
+                rows: vec![VerifiedRow {
+                    tokens: vec![3, 1],
+                    accepted: 1,
+                    logprobs: vec![-0.25, -2.0],
+                    status: Status::Ok,
+                }]
+            }),
+            r#"{"rows": [{"tokens": [3, 1], "accepted": 1, "logprobs": [-0.25, -2], "status": "ok"}]}"#
         );
         assert_eq!(
             line(&Sequences {

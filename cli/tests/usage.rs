@@ -76,6 +76,33 @@ fn help_lists_generate_and_beam() {
 }
 
 #[test]
+fn help_lists_verify() {
+    let r = wgsample(&["--help"]);
+    assert_eq!(r.code, Some(0));
+    for word in [
+        "wgsample verify",
+        "--target",
+        "--draft-tokens",
+        "--draft-probs",
+        "[k+1, V]",
+        "[B, k+1, V]",
+        "\"accepted\"",
+        "seed S + r",
+        "at most 32",
+    ] {
+        assert!(r.stdout.contains(word), "usage lacks {word}");
+    }
+    let r = wgsample(&["verify", "--help"]);
+    assert_eq!(r.code, Some(0));
+    assert!(r.stdout.contains("wgsample verify"));
+    bad(
+        &["verify"],
+        "`verify` needs --target FILE and --draft-tokens",
+    );
+    bad(&["vrfy"], "a similar one exists: 'verify'");
+}
+
+#[test]
 fn bad_command_lines() {
     let s = Scratch::new("bad-args");
     let f = s.file("l.npy", &npy_f32_vec(&ln_1234()));
