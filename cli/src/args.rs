@@ -1,5 +1,5 @@
-//! Command-line parsing for `wgsample dist`, `sample`, `generate` and
-//! `beam`, declared with clap's derive API.
+//! Command-line parsing for `wgsample dist`, `sample`, `generate`, `beam`
+//! and `verify`, declared with clap's derive API.
 //!
 //! Why it is shaped this way: every flag is declared once, on the struct
 //! field it fills, with its value name, default and help text, so clap
@@ -80,6 +80,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// `wgsample beam ...`.
     Beam(BeamArgs),
+    /// `wgsample verify ...`.
+    Verify(VerifyArgs),
 }
 
 /// The whole command line as clap sees it.
@@ -102,10 +104,14 @@ enum Sub {
     Sample(SampleArgs),
     Generate(GenerateArgs),
     Beam(BeamArgs),
+    Verify(VerifyArgs),
 }
 
 /// The commands, as listed in messages.
-const COMMANDS: &str = "`dist`, `sample`, `generate` or `beam`";
+const COMMANDS: &str = "`dist`, `sample`, `generate`, `beam` or `verify`";
+
+/// The commands' names, in the order `--help` shows them.
+const COMMAND_NAMES: [&str; 5] = ["dist", "sample", "generate", "beam", "verify"];
 
 /// Where the logits come from.
 #[derive(Args, Debug, Clone, PartialEq)]
@@ -260,8 +266,13 @@ pub enum Backend {
     about = "Sample every row and print one JSON line with one entry per row",
     long_about = "Sample every row and print one JSON line with one entry per row:\n  \
                   {\"rows\": [{\"tokens\": [...], \"logprobs\": [...], \"status\": \"ok\"}, ...]}\n\
-                  logprobs are log-probabilities under the raw logits. With --backend gpu\n\
-                  --explain the line also holds the GPU plan of the last step:\n  \
+                  logprobs are log-probabilities under the raw logits. With --top-logprobs\n\
+                  N each row also holds, after \"logprobs\", one list per step of the N\n\
+                  most probable tokens under the raw logits, most probable first, and\n\
+                  the rank of each sampled token (1 + the tokens with a larger logit):\n  \
+                  \"top_logprobs\": [[{\"token\": T, \"logprob\": X}, ...], ...], \"ranks\": [...]\n\
+                  With --backend gpu --explain the line also holds the GPU plan of the\n\
+                  last step:\n  \
                   \"plan\": {\"dispatches\": N, \"dense_passes\": D,\n  \
                   \"passes\": [{\"label\": ..., \"grid\": [x, y, z], \"dense\": ...}, ...]}\n\
                   (dense: the dispatch reads whole rows of the logits)."
@@ -285,6 +296,10 @@ pub struct SampleArgs {
     /// gpu)
     #[arg(long)]
     pub explain: bool,
+    /// Also print the N most probable tokens of each step with their
+    /// logprobs, and the sampled tokens' ranks (0 to 20; 0 = off)
+    #[arg(long, value_name = "N", default_value = "0", value_parser = FlagValue::new(count::<{ wgsample::MAX_TOP_LOGPROBS }>))]
+    pub top_logprobs: u32,
     /// The sampling flags.
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -392,6 +407,65 @@ pub struct BeamArgs {
     /// no adapter)
     #[arg(long, value_name = "cpu|gpu", default_value = "cpu", value_parser = FlagValue::with_choices(backend, &["cpu", "gpu"]))]
     pub backend: Backend,
+}
+
+/// The draft tokens of `wgsample verify`: `B` rows of `k >= 1` token ids
+/// each (`--draft-tokens "3,5,7;1,2,2"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DraftRows {
+    /// Draft tokens per row.
+    pub k: usize,
+    /// The `B * k` tokens, row-major.
+    pub tokens: Vec<u32>,
+}
+
+impl DraftRows {
+    /// The number of rows `B`.
+    pub fn rows(&self) -> usize {
+        self.tokens.len() / self.k
+    }
+}
+
+/// Arguments of `wgsample verify`.
+#[derive(Args, Debug, Clone, PartialEq)]
+#[command(
+    about = "Verify draft tokens against target logits (speculative decoding)",
+    long_about = "Verify draft tokens against the target model's logits (speculative\n\
+                  decoding, SPEC.md): each row accepts a prefix of its k drafts and\n\
+                  adds a recovered token (at the first rejection) or a bonus token (when\n\
+                  all k are accepted); prints one JSON line with one entry per row:\n  \
+                  {\"rows\": [{\"tokens\": [...], \"accepted\": n, \"logprobs\": [...],\n  \
+                  \"status\": \"ok\"}, ...]}\n\
+                  tokens are the 1 to k+1 emitted tokens; logprobs are theirs under the\n\
+                  raw target logits of their positions. The sampling flags apply to\n\
+                  every row, as for sample; with --seed S row r gets seed S + r."
+)]
+pub struct VerifyArgs {
+    /// .npy file (float32 '<f4' or float16 '<f2') of the target logits at
+    /// the k+1 positions: shape [k+1, V] (one row) or [B, k+1, V]
+    #[arg(long, value_name = "FILE", value_parser = FlagValue::new(path))]
+    pub target: PathBuf,
+    /// The draft tokens: B rows of k >= 1 ids, rows separated by ';',
+    /// tokens by ',' (e.g. "3,5,7;1,2,2"); k is at most 32 with --backend
+    /// gpu
+    #[arg(long, value_name = "T1,..;T1,..", value_parser = FlagValue::new(draft_rows))]
+    pub draft_tokens: DraftRows,
+    /// .npy file (float32 '<f4') of the draft model's probabilities, shape
+    /// [k, V] (one row) or [B, k, V], each row of V values summing to 1
+    /// (within 1e-3) and giving its draft token a probability above 0;
+    /// without it the drafts count as one-hot (greedy or n-gram drafters)
+    #[arg(long, value_name = "FILE", value_parser = FlagValue::new(path))]
+    pub draft_probs: Option<PathBuf>,
+    /// Backend to run on (gpu falls back to cpu, saying so, when there is
+    /// no adapter)
+    #[arg(long, value_name = "cpu|gpu", default_value = "cpu", value_parser = FlagValue::with_choices(backend, &["cpu", "gpu"]))]
+    pub backend: Backend,
+    /// The sampling flags (the seed is row 0's, row `r` gets `seed + r`).
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// The rows' token history before the drafts.
+    #[command(flatten)]
+    pub history: HistoryArgs,
 }
 
 // ---------------------------------------------------------------------------
@@ -574,6 +648,40 @@ fn token_list(flag: &str, value: &str) -> Result<TokenList, String> {
         .map(TokenList)
 }
 
+/// `--draft-tokens`: rows separated by `;`, token ids by `,`; every row
+/// holds the same number `k >= 1` of ids.
+fn draft_rows(flag: &str, value: &str) -> Result<DraftRows, String> {
+    let mut k = None;
+    let mut tokens = Vec::new();
+    for (r, row) in value.split(';').enumerate() {
+        if row.trim().is_empty() {
+            return Err(format!(
+                "{flag}: row {r} has no draft tokens (verify needs k >= 1 per row; \
+                 rows are separated by ';', tokens by ',')"
+            ));
+        }
+        let before = tokens.len();
+        for t in row.split(',') {
+            tokens.push(token(flag, t)?);
+        }
+        let n = tokens.len() - before;
+        match k {
+            None => k = Some(n),
+            Some(k) if k != n => {
+                return Err(format!(
+                    "{flag}: row {r} has {n} draft token{} but row 0 has {k} (every row needs \
+                     the same number k)",
+                    if n == 1 { "" } else { "s" }
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    // `split` yields at least one row, and every row holds at least one id.
+    let k = k.unwrap_or(1);
+    Ok(DraftRows { k, tokens })
+}
+
 /// `TOKEN=BIAS`.
 fn bias(flag: &str, value: &str) -> Result<(u32, f32), String> {
     let Some((tok, b)) = value.split_once('=') else {
@@ -672,7 +780,7 @@ fn is_known_flag(word: &str) -> bool {
 /// The subcommands that take `flag` (`--top-k`), by name.
 fn commands_taking(flag: &str) -> Vec<&'static str> {
     let long = flag.trim_start_matches('-');
-    ["dist", "sample", "generate", "beam"]
+    COMMAND_NAMES
         .into_iter()
         .filter(|s| {
             Cli::command()
@@ -721,6 +829,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             }
             Ok(Command::Generate(a))
         }
+        Sub::Verify(a) => Ok(Command::Verify(a)),
         Sub::Beam(a) => {
             if a.num_return_sequences > a.beams {
                 return Err(UsageError(format!(
@@ -758,7 +867,7 @@ pub fn one_line(e: &clap::Error, args: &[String]) -> String {
     let sub = args
         .first()
         .map(String::as_str)
-        .filter(|a| ["dist", "sample", "generate", "beam"].contains(a));
+        .filter(|a| COMMAND_NAMES.contains(a));
     let invalid = context(e, ContextKind::InvalidArg);
     let first_invalid = invalid.first().map(String::as_str).unwrap_or("");
     let suggestion = context(e, ContextKind::SuggestedArg)
@@ -846,7 +955,7 @@ fn first_line(e: &clap::Error) -> String {
 pub fn help_text() -> String {
     let mut cmd = command();
     let mut out = cmd.render_help().to_string();
-    for name in ["dist", "sample", "generate", "beam"] {
+    for name in COMMAND_NAMES {
         if let Some(sub) = cmd.find_subcommand(name) {
             // The short help, headed by the long description (the output's
             // shape) instead of the one-line summary.
@@ -867,7 +976,8 @@ pub fn help_text() -> String {
 const NOTES: &str = "\
 Every option also accepts the form --option=VALUE. Token ids must be < V.
 A token list (--allow, --stop-tokens, --prompt-tokens, --output-tokens) needs
-at least one id: an empty value is an error (leave the flag out instead).
+at least one id: an empty value is an error (leave the flag out instead);
+so does every row of --draft-tokens.
 
 Exit status: 0 on success (JSON on stdout); 2 on bad input or usage, with one
 line on stderr starting with \"error: \"; 1 if the output could not be written;
@@ -978,6 +1088,61 @@ mod tests {
         ] {
             assert!(parse(&args(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn verify_and_its_draft_rows() {
+        let Command::Verify(v) = parse(&args(&[
+            "verify",
+            "--target",
+            "t.npy",
+            "--draft-tokens",
+            "3,5,7; 1,2,2",
+            "--draft-probs=q.npy",
+            "--seed",
+            "4",
+            "--top-k",
+            "5",
+            "--backend",
+            "gpu",
+        ]))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            v.draft_tokens,
+            DraftRows {
+                k: 3,
+                tokens: vec![3, 5, 7, 1, 2, 2]
+            }
+        );
+        assert_eq!(v.draft_tokens.rows(), 2);
+        assert_eq!(v.draft_probs, Some(PathBuf::from("q.npy")));
+        assert_eq!((v.sampling.seed, v.sampling.top_k), (4, 5));
+        assert_eq!(v.backend, Backend::Gpu);
+        for (bad, needle) in [
+            ("", "row 0 has no draft tokens"),
+            ("1,2;", "row 1 has no draft tokens"),
+            ("1;2,3", "row 1 has 2 draft tokens but row 0 has 1"),
+            ("1,-2", "'-2' is not a token id"),
+        ] {
+            let e = parse(&args(&["verify", "--target", "t", "--draft-tokens", bad])).unwrap_err();
+            assert!(e.0.contains(needle), "{bad:?}: {e}");
+        }
+        assert!(
+            parse(&args(&[
+                "verify",
+                "--target",
+                "t",
+                "--draft-tokens",
+                "1",
+                "--steps",
+                "2"
+            ]))
+            .unwrap_err()
+            .0
+            .contains("--steps is not an option of `verify`")
+        );
     }
 
     #[test]

@@ -79,21 +79,41 @@ pub struct Dist<'a> {
 }
 
 /// What `sample` reports for one row: the tokens it got, their
-/// log-probabilities, and the status it ended with.
+/// log-probabilities, with `--top-logprobs` the top tokens and ranks of
+/// each step, and the status it ended with.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SampledRow {
     /// Tokens sampled at the steps where the row's status was `Ok`.
     pub tokens: Vec<u32>,
     /// Their log-probabilities under the raw logits.
     pub logprobs: Vec<f32>,
+    /// `--top-logprobs N`: per step (one list per token), the `N` most
+    /// probable tokens under the raw logits, most probable first (a token
+    /// whose raw logit is -inf has logprob `null`); absent without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<Vec<Vec<TopEntry>>>,
+    /// `--top-logprobs N`: per step, the sampled token's rank (1 + the
+    /// number of tokens with a larger raw logit); absent without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<Vec<u32>>,
     /// `Ok`, or the status of the step at which the row stopped.
     #[serde(serialize_with = "status_name")]
     pub status: Status,
 }
 
+/// One entry of a `top_logprobs` list: `{"token": T, "logprob": X}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TopEntry {
+    /// Token id.
+    pub token: u32,
+    /// Its log-probability under the raw logits.
+    pub logprob: f32,
+}
+
 /// The `sample` line: `{"rows": [{"tokens": [...], "logprobs": [...],
-/// "status": ...}, ...]}`, with `"plan": ...` after the rows under
-/// `--explain`.
+/// "status": ...}, ...]}` (with `"top_logprobs": [...], "ranks": [...]`
+/// before `"status"` under `--top-logprobs`), with `"plan": ...` after the
+/// rows under `--explain`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sample<'a> {
     /// One entry per row of the file.
@@ -144,6 +164,30 @@ impl From<&wgsample::gpu::Plan> for Plan {
                 .collect(),
         }
     }
+}
+
+/// What `verify` reports for one row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifiedRow {
+    /// The emitted tokens: the accepted drafts, then the recovered or
+    /// bonus token.
+    pub tokens: Vec<u32>,
+    /// How many draft tokens were accepted.
+    pub accepted: u32,
+    /// The emitted tokens' log-probabilities under the raw target logits
+    /// of their positions.
+    pub logprobs: Vec<f32>,
+    /// `Ok`, or the status of the position that ended the row.
+    #[serde(serialize_with = "status_name")]
+    pub status: Status,
+}
+
+/// The `verify` line: `{"rows": [{"tokens": [...], "accepted": n,
+/// "logprobs": [...], "status": ...}, ...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verify {
+    /// One entry per row.
+    pub rows: Vec<VerifiedRow>,
 }
 
 /// The `generate` and `beam` lines: `{"sequences": [...]}`.
@@ -210,6 +254,8 @@ mod tests {
         let rows = [SampledRow {
             tokens: vec![1],
             logprobs: vec![f32::NAN],
+            top_logprobs: None,
+            ranks: None,
             status: Status::NoCandidates,
         }];
         assert_eq!(
@@ -225,6 +271,40 @@ mod tests {
                 plan: Some(None)
             }),
             r#"{"rows": [], "plan": null}"#
+        );
+        let rows = [SampledRow {
+            tokens: vec![2],
+            logprobs: vec![-0.5],
+            top_logprobs: Some(vec![vec![
+                TopEntry {
+                    token: 2,
+                    logprob: -0.5,
+                },
+                TopEntry {
+                    token: 0,
+                    logprob: f32::NEG_INFINITY,
+                },
+            ]]),
+            ranks: Some(vec![1]),
+            status: Status::Ok,
+        }];
+        assert_eq!(
+            line(&Sample {
+                rows: &rows,
+                plan: None
+            }),
+            r#"{"rows": [{"tokens": [2], "logprobs": [-0.5], "top_logprobs": [[{"token": 2, "logprob": -0.5}, {"token": 0, "logprob": null}]], "ranks": [1], "status": "ok"}]}"#
+        );
+        assert_eq!(
+            line(&Verify {
+                rows: vec![VerifiedRow {
+                    tokens: vec![3, 1],
+                    accepted: 1,
+                    logprobs: vec![-0.25, -2.0],
+                    status: Status::Ok,
+                }]
+            }),
+            r#"{"rows": [{"tokens": [3, 1], "accepted": 1, "logprobs": [-0.25, -2], "status": "ok"}]}"#
         );
         assert_eq!(
             line(&Sequences {

@@ -24,6 +24,12 @@
 //! ([`wgsample::decode::generate`], [`wgsample::beam::beam_search_bigram`])
 //! with a bigram table read by [`npy::read_bigram`]; the GPU fallback is
 //! the same as `sample`'s.
+//!
+//! `verify` checks a batch of draft tokens against target logits
+//! (speculative decoding, [`wgsample::verify`]) with the backends'
+//! `verify`; the shapes of its files and of `--draft-tokens` are checked
+//! against each other here, the drafts themselves by the library's
+//! [`wgsample::check_drafts`].
 
 pub mod args;
 pub mod json;
@@ -31,12 +37,14 @@ pub mod npy;
 
 use args::{
     Backend, BeamArgs, Command, DistArgs, EarlyStoppingArg, GenerateArgs, HistoryArgs, SampleArgs,
-    SamplingArgs,
+    SamplingArgs, VerifyArgs,
 };
 use json::SampledRow;
 use npy::LogitBatch;
 use std::io::Write as _;
-use wgsample::{CpuSampler, RowOutput, RowState, SamplingParams, Status};
+use wgsample::{
+    CpuSampler, Drafts, RowOutput, RowState, SamplingParams, Status, TopLogprobs, VerifyOutput,
+};
 
 /// Exit code for bad input or usage.
 pub const EXIT_USAGE: i32 = 2;
@@ -143,6 +151,7 @@ fn uses_gpu(c: &Command) -> bool {
         Command::Sample(a) => a.backend,
         Command::Generate(a) => a.backend,
         Command::Beam(a) => a.backend,
+        Command::Verify(a) => a.backend,
     };
     backend == Backend::Gpu
 }
@@ -187,6 +196,7 @@ pub fn run(argv: &[String]) -> Result<String, Failure> {
         Command::Sample(a) => run_sample(&a),
         Command::Generate(a) => run_generate(&a),
         Command::Beam(a) => run_beam(&a),
+        Command::Verify(a) => run_verify(&a),
     }
 }
 
@@ -380,7 +390,8 @@ fn run_sample(a: &SampleArgs) -> Result<String, Failure> {
             args::MAX_OUTPUT_TOKENS
         )));
     }
-    let (params, state) = row_setup(&a.sampling, &a.history, batch.vocab, 0)?;
+    let (mut params, state) = row_setup(&a.sampling, &a.history, batch.vocab, 0)?;
+    params.top_logprobs = a.top_logprobs;
     let params = vec![params; batch.batch];
     let states = vec![state; batch.batch];
     let (rows, plan) = match a.backend {
@@ -406,13 +417,24 @@ fn sample_cpu(
     steps: u32,
 ) -> Result<Vec<SampledRow>, Failure> {
     let mut sampler = CpuSampler::new();
-    let mut rows = fresh_rows(batch.batch);
+    let top = wants_top_logprobs(params);
+    let mut rows = fresh_rows(batch.batch, top);
     for _ in 0..steps {
         if rows.iter().all(|r| r.status != Status::Ok) {
             break;
         }
-        let outs = sampler.sample(batch.logits(), batch.vocab, params, &mut states)?;
-        fold_step(&mut rows, &outs)?;
+        if top {
+            let (outs, tops) = sampler.sample_with_top_logprobs(
+                batch.logits(),
+                batch.vocab,
+                params,
+                &mut states,
+            )?;
+            fold_step(&mut rows, &outs, Some(&tops))?;
+        } else {
+            let outs = sampler.sample(batch.logits(), batch.vocab, params, &mut states)?;
+            fold_step(&mut rows, &outs, None)?;
+        }
     }
     Ok(rows)
 }
@@ -471,7 +493,8 @@ fn sample_gpu(
             contents: &padded,
             usage: wgpu::BufferUsages::STORAGE,
         });
-    let mut rows = fresh_rows(batch.batch);
+    let top = wants_top_logprobs(params);
+    let mut rows = fresh_rows(batch.batch, top);
     let mut plan = None;
     for _ in 0..steps {
         if rows.iter().all(|r| r.status != Status::Ok) {
@@ -483,18 +506,38 @@ fn sample_gpu(
             offset: 0,
             dtype,
         };
-        let outs = sampler.sample(view, b)?;
-        fold_step(&mut rows, &outs)?;
+        if top {
+            let mut encoder = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("wgsample cli step"),
+                });
+            sampler.record(&mut encoder, view, b)?;
+            let (outs, tops) = sampler.submit_and_read_with_top_logprobs(encoder)?;
+            fold_step(&mut rows, &outs, Some(&tops))?;
+        } else {
+            let outs = sampler.sample(view, b)?;
+            fold_step(&mut rows, &outs, None)?;
+        }
     }
     Ok((rows, plan))
 }
 
-/// One empty, still-running (`Ok`) result per row.
-fn fresh_rows(batch: usize) -> Vec<SampledRow> {
+/// True when the rows ask for top logprobs (`--top-logprobs N > 0`; every
+/// row of `sample` has the same parameters).
+fn wants_top_logprobs(params: &[SamplingParams]) -> bool {
+    params.iter().any(|p| p.top_logprobs > 0)
+}
+
+/// One empty, still-running (`Ok`) result per row, with empty
+/// `top_logprobs` and `ranks` lists when `top`.
+fn fresh_rows(batch: usize, top: bool) -> Vec<SampledRow> {
     vec![
         SampledRow {
             tokens: Vec::new(),
             logprobs: Vec::new(),
+            top_logprobs: top.then(Vec::new),
+            ranks: top.then(Vec::new),
             status: Status::Ok,
         };
         batch
@@ -502,28 +545,249 @@ fn fresh_rows(batch: usize) -> Vec<SampledRow> {
 }
 
 /// Adds one step's outputs to the rows still running: an `Ok` output
-/// appends its token and logprob; any other status stops the row there and
-/// becomes its status. Rows that already stopped ignore later outputs.
-fn fold_step(rows: &mut [SampledRow], outs: &[RowOutput]) -> Result<(), Failure> {
-    if outs.len() != rows.len() {
+/// appends its token and logprob (and, with `tops`, its top-logprob list
+/// and rank); any other status stops the row there and becomes its status.
+/// Rows that already stopped ignore later outputs.
+fn fold_step(
+    rows: &mut [SampledRow],
+    outs: &[RowOutput],
+    tops: Option<&[TopLogprobs]>,
+) -> Result<(), Failure> {
+    if outs.len() != rows.len() || tops.is_some_and(|t| t.len() != rows.len()) {
         return Err(Failure::internal(format!(
-            "the sampler returned {} results for {} rows",
+            "the sampler returned {} results ({} top-logprob lists) for {} rows",
             outs.len(),
+            tops.map_or(0, <[TopLogprobs]>::len),
             rows.len()
         )));
     }
-    for (row, out) in rows.iter_mut().zip(outs) {
+    for (r, (row, out)) in rows.iter_mut().zip(outs).enumerate() {
         if row.status != Status::Ok {
             continue;
         }
-        if out.status == Status::Ok {
-            row.tokens.push(out.token);
-            row.logprobs.push(out.logprob);
-        } else {
+        if out.status != Status::Ok {
             row.status = out.status;
+            continue;
+        }
+        row.tokens.push(out.token);
+        row.logprobs.push(out.logprob);
+        if let (Some(list), Some(ranks), Some(tops)) = (&mut row.top_logprobs, &mut row.ranks, tops)
+        {
+            let top = &tops[r];
+            list.push(
+                top.entries
+                    .iter()
+                    .map(|e| json::TopEntry {
+                        token: e.token,
+                        logprob: e.logprob,
+                    })
+                    .collect(),
+            );
+            ranks.push(top.rank);
         }
     }
     Ok(())
+}
+
+/// The batch, positions and vocabulary of a `--target` shape: `[k+1, V]`
+/// is one row, `[B, k+1, V]` is `B`.
+fn target_dims(shape: &[usize]) -> Option<(usize, usize, usize)> {
+    match *shape {
+        [p, v] => Some((1, p, v)),
+        [b, p, v] => Some((b, p, v)),
+        _ => None,
+    }
+}
+
+/// `wgsample verify`: checks every row's draft tokens against the target
+/// logits (speculative decoding).
+fn run_verify(a: &VerifyArgs) -> Result<String, Failure> {
+    let (k, b) = (a.draft_tokens.k, a.draft_tokens.rows());
+    let target = npy::read_array(&a.target, "--target", |shape| match target_dims(shape) {
+        Some(_) => Ok(()),
+        None => Err(npy::InputError(format!(
+            "shape {} is neither [k+1, V] nor [B, k+1, V]",
+            npy::show_shape(shape)
+        ))),
+    })?;
+    let shown = a.target.display();
+    let Some((tb, positions, vocab)) = target_dims(&target.shape) else {
+        return Err(Failure::internal(
+            "the --target shape check let a shape through",
+        ));
+    };
+    if tb != b {
+        return Err(Failure::usage(format!(
+            "--target {shown} has shape {}: {tb} row{} of target logits, but --draft-tokens \
+             gives {b} row{}",
+            npy::show_shape(&target.shape),
+            plural(tb),
+            plural(b)
+        )));
+    }
+    if positions != k + 1 {
+        return Err(Failure::usage(format!(
+            "--target {shown} has shape {}: {positions} positions per row, but --draft-tokens \
+             gives k = {k} draft token{} per row, which need k+1 = {} positions",
+            npy::show_shape(&target.shape),
+            plural(k),
+            k + 1
+        )));
+    }
+    let probs = match &a.draft_probs {
+        None => None,
+        Some(path) => Some(read_draft_probs(path, b, k, vocab)?),
+    };
+    let mut base = a.sampling.params();
+    if let Some(allow) = &a.sampling.allow {
+        base.allowed_tokens = Some(wgsample::allowed_mask(vocab, &allow.0)?);
+    }
+    let params: Vec<SamplingParams> = (0..b)
+        .map(|r| SamplingParams {
+            seed: base.seed.wrapping_add(r as u64),
+            ..base.clone()
+        })
+        .collect();
+    for (r, p) in params.iter().enumerate() {
+        p.validate(r, vocab)?;
+    }
+    let state = RowState::with_output(a.history.prompt(), a.history.output());
+    state.validate(0, vocab)?;
+    let mut states = vec![state; b];
+    let drafts = Drafts {
+        k,
+        tokens: &a.draft_tokens.tokens,
+        probs: probs.as_deref(),
+    };
+    wgsample::check_drafts(b, vocab, &drafts)?;
+    let ctx = match a.backend {
+        Backend::Cpu => None,
+        Backend::Gpu => gpu_or_fallback(),
+    };
+    let outs = match &ctx {
+        Some(ctx) => verify_gpu(ctx, &target, vocab, &drafts, &params, &states)?,
+        None => CpuSampler::new().verify(target.logits(), vocab, &drafts, &params, &mut states)?,
+    };
+    if outs.len() != b {
+        return Err(Failure::internal(format!(
+            "verify returned {} results for {b} rows",
+            outs.len()
+        )));
+    }
+    let rows = outs
+        .into_iter()
+        .map(|o: VerifyOutput| json::VerifiedRow {
+            tokens: o.tokens,
+            accepted: o.accepted,
+            logprobs: o.logprobs,
+            status: o.status,
+        })
+        .collect();
+    Ok(json::line(&json::Verify { rows }) + "\n")
+}
+
+/// Runs `verify` on the GPU backend: a sampler sized for the `B x (k+1)`
+/// positions, the rows' parameters and states set on it, the target
+/// logits uploaded from the host.
+fn verify_gpu(
+    ctx: &wgsample::gpu::GpuContext,
+    target: &npy::Array,
+    vocab: usize,
+    drafts: &Drafts<'_>,
+    params: &[SamplingParams],
+    states: &[RowState],
+) -> Result<Vec<VerifyOutput>, Failure> {
+    use wgsample::gpu::{GpuSampler, SamplerConfig};
+    let b = params.len();
+    let too_large = |what: &str, n: usize| Failure::usage(format!("{what} {n} is too large"));
+    let positions = b
+        .checked_mul(drafts.k + 1)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| too_large("the number of target positions", b * (drafts.k + 1)))?;
+    let batch = u32::try_from(b).map_err(|_| too_large("batch", b))?;
+    let v = u32::try_from(vocab).map_err(|_| too_large("vocab", vocab))?;
+    let mut cfg = SamplerConfig::new(positions, v);
+    // Room in the token-count lists for the history and the k+1 tokens a
+    // row may emit, when penalties need them.
+    if params.iter().any(SamplingParams::penalties_active) {
+        let history = states
+            .iter()
+            .map(|s| s.output_counts().count())
+            .max()
+            .unwrap_or(0);
+        let need = u32::try_from(history + drafts.k + 1).unwrap_or(u32::MAX);
+        cfg.max_seen_tokens = cfg.max_seen_tokens.max(need);
+    }
+    let mut sampler = GpuSampler::new(ctx, cfg)?;
+    for (r, (p, s)) in params.iter().zip(states).enumerate() {
+        sampler.set_params(r, p)?;
+        sampler.set_state(r, s)?;
+    }
+    Ok(sampler.verify_host(target.logits(), batch, drafts)?)
+}
+
+/// `"s"` unless `n` is 1.
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Reads `--draft-probs`: float32, shape `[k, V]` (one row) or `[B, k, V]`,
+/// matching the drafts and the target's vocabulary. Returns the
+/// `B * k * V` values; their sums and the draft tokens' probabilities are
+/// checked by the library ([`wgsample::check_drafts`]).
+fn read_draft_probs(
+    path: &std::path::Path,
+    b: usize,
+    k: usize,
+    vocab: usize,
+) -> Result<Vec<f32>, Failure> {
+    let dims = |shape: &[usize]| match *shape {
+        [j, v] => Some((1, j, v)),
+        [qb, j, v] => Some((qb, j, v)),
+        _ => None,
+    };
+    let q = npy::read_array(path, "--draft-probs", |shape| match dims(shape) {
+        Some(_) => Ok(()),
+        None => Err(npy::InputError(format!(
+            "shape {} is neither [k, V] nor [B, k, V]",
+            npy::show_shape(shape)
+        ))),
+    })?;
+    let shown = path.display();
+    let shape = npy::show_shape(&q.shape);
+    let Some((qb, qk, qv)) = dims(&q.shape) else {
+        return Err(Failure::internal(
+            "the --draft-probs shape check let a shape through",
+        ));
+    };
+    if qb != b {
+        return Err(Failure::usage(format!(
+            "--draft-probs {shown} has shape {shape}: {qb} row{}, but --draft-tokens gives {b} \
+             row{}",
+            plural(qb),
+            plural(b)
+        )));
+    }
+    if qk != k {
+        return Err(Failure::usage(format!(
+            "--draft-probs {shown} has shape {shape}: {qk} position{} per row, but \
+             --draft-tokens gives k = {k} draft token{} per row",
+            plural(qk),
+            plural(k)
+        )));
+    }
+    if qv != vocab {
+        return Err(Failure::usage(format!(
+            "--draft-probs {shown} has shape {shape}: rows of {qv} probabilities, but the \
+             --target vocabulary is V = {vocab}"
+        )));
+    }
+    match q.data {
+        npy::LogitData::F32(v) => Ok(v),
+        npy::LogitData::F16(_) => Err(Failure::usage(format!(
+            "--draft-probs {shown} is float16; save the draft probabilities as float32 '<f4'"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -540,18 +804,56 @@ mod tests {
 
     #[test]
     fn a_row_stops_at_its_first_non_ok_step() {
-        let mut rows = fresh_rows(2);
-        fold_step(&mut rows, &[out(1, Status::Ok), out(5, Status::Ok)]).unwrap();
+        let mut rows = fresh_rows(2, false);
+        fold_step(&mut rows, &[out(1, Status::Ok), out(5, Status::Ok)], None).unwrap();
         fold_step(
             &mut rows,
             &[out(u32::MAX, Status::NoCandidates), out(6, Status::Ok)],
+            None,
         )
         .unwrap();
-        fold_step(&mut rows, &[out(2, Status::Ok), out(7, Status::Ok)]).unwrap();
+        fold_step(&mut rows, &[out(2, Status::Ok), out(7, Status::Ok)], None).unwrap();
         assert_eq!(rows[0].tokens, vec![1]);
         assert_eq!(rows[0].status, Status::NoCandidates);
         assert_eq!(rows[1].tokens, vec![5, 6, 7]);
         assert_eq!(rows[1].status, Status::Ok);
-        assert!(fold_step(&mut rows, &[out(1, Status::Ok)]).is_err());
+        assert_eq!(rows[1].top_logprobs, None);
+        assert!(fold_step(&mut rows, &[out(1, Status::Ok)], None).is_err());
+    }
+
+    #[test]
+    fn top_logprobs_are_kept_per_step_of_the_rows_still_running() {
+        let top = |token: u32, rank: u32| TopLogprobs {
+            rank,
+            entries: vec![wgsample::TokenLogprob {
+                token,
+                logprob: -0.5,
+            }],
+        };
+        let mut rows = fresh_rows(2, true);
+        fold_step(
+            &mut rows,
+            &[out(1, Status::Ok), out(u32::MAX, Status::InvalidLogits)],
+            Some(&[top(1, 1), TopLogprobs::default()]),
+        )
+        .unwrap();
+        fold_step(
+            &mut rows,
+            &[out(2, Status::Ok), out(3, Status::Ok)],
+            Some(&[top(0, 2), top(3, 1)]),
+        )
+        .unwrap();
+        assert_eq!(rows[0].ranks, Some(vec![1, 2]));
+        let tokens: Vec<Vec<u32>> = rows[0]
+            .top_logprobs
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|l| l.iter().map(|e| e.token).collect())
+            .collect();
+        assert_eq!(tokens, [[1], [0]]);
+        assert_eq!(rows[1].ranks, Some(vec![]));
+        assert_eq!(rows[1].status, Status::InvalidLogits);
+        assert!(fold_step(&mut rows, &[out(1, Status::Ok); 2], Some(&[top(1, 1)])).is_err());
     }
 }

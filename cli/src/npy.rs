@@ -316,7 +316,69 @@ impl Dtype {
 /// shape, and that the file holds exactly the bytes the shape needs), then
 /// exactly those bytes, decoded by npyz. Returns the batch and the shape as
 /// the header gives it.
-fn read_npy(mut file: impl Read, len: u64) -> Result<(LogitBatch, Vec<usize>), InputError> {
+fn read_npy(file: impl Read, len: u64) -> Result<(LogitBatch, Vec<usize>), InputError> {
+    let batch_vocab = |shape: &[usize]| match shape {
+        [v] => Ok((1usize, *v)),
+        [b, v] => Ok((*b, *v)),
+        _ => err(format!(
+            "unsupported shape {} (expected [V] or [B, V])",
+            show_shape(shape)
+        )),
+    };
+    let (data, shape) = read_npy_shaped(file, len, |shape| batch_vocab(shape).map(|_| ()))?;
+    let (batch, vocab) = batch_vocab(&shape)?;
+    Ok((LogitBatch { batch, vocab, data }, shape))
+}
+
+/// An array of any shape [`read_array`] accepts: its values, row-major,
+/// and its shape as the header gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array {
+    /// The dimensions, outermost first.
+    pub shape: Vec<usize>,
+    /// The values, row-major.
+    pub data: LogitData,
+}
+
+impl Array {
+    /// The values as the library's borrowed logits type.
+    pub fn logits(&self) -> wgsample::Logits<'_> {
+        match &self.data {
+            LogitData::F32(v) => wgsample::Logits::F32(v),
+            LogitData::F16(v) => wgsample::Logits::F16(v),
+        }
+    }
+}
+
+/// Reads a `.npy` file given by the flag `flag` (float32 or float16, C
+/// order) whose shape `check` accepts (it returns the one-line message for
+/// a shape it refuses). The file is checked as [`read_logits`] checks one:
+/// only regular files, the header first, then exactly the bytes its shape
+/// needs. Every dimension must be at least 1.
+pub fn read_array(
+    path: &Path,
+    flag: &str,
+    check: impl Fn(&[usize]) -> Result<(), InputError>,
+) -> Result<Array, InputError> {
+    let shown = path.display();
+    let (mut file, len) = open_regular(path)?;
+    let in_file = |e: InputError| InputError(format!("{flag} {shown}: {e}"));
+    if !starts_with_magic(&mut file).map_err(in_file)? {
+        return err(format!(
+            "{flag} {shown} is not a .npy file (it does not start with \\x93NUMPY)"
+        ));
+    }
+    let (data, shape) = read_npy_shaped(file, len, check).map_err(in_file)?;
+    Ok(Array { shape, data })
+}
+
+/// The steps of [`read_npy`] for any shape `check` accepts: returns the
+/// values and the shape.
+fn read_npy_shaped(
+    mut file: impl Read,
+    len: u64,
+    check: impl Fn(&[usize]) -> Result<(), InputError>,
+) -> Result<(LogitData, Vec<usize>), InputError> {
     let head = read_header_bytes(&mut file, len)?;
     let header = match NpyHeader::from_reader(&head[..]) {
         Ok(h) => h,
@@ -332,17 +394,8 @@ fn read_npy(mut file: impl Read, len: u64) -> Result<(LogitBatch, Vec<usize>), I
         .iter()
         .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
         .collect();
-    let (batch, vocab) = match shape.as_slice() {
-        [v] => (1usize, *v),
-        [b, v] => (*b, *v),
-        _ => {
-            return err(format!(
-                "unsupported shape {} (expected [V] or [B, V])",
-                show_shape(&shape)
-            ));
-        }
-    };
-    if batch == 0 || vocab == 0 {
+    check(&shape)?;
+    if shape.contains(&0) {
         return err(format!(
             "shape {} has no logits (every dimension must be at least 1)",
             show_shape(&shape)
@@ -351,7 +404,7 @@ fn read_npy(mut file: impl Read, len: u64) -> Result<(LogitBatch, Vec<usize>), I
     // The size check, from the length alone: a file longer or shorter than
     // the shape says is refused before any data is read.
     let data_len = len - head.len() as u64;
-    let count = batch.checked_mul(vocab);
+    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let expected = count.and_then(|n| n.checked_mul(dtype.size()));
     let (Some(count), Some(expected)) = (count, expected) else {
         return err(format!(
@@ -374,7 +427,7 @@ fn read_npy(mut file: impl Read, len: u64) -> Result<(LogitBatch, Vec<usize>), I
         Dtype::F32 => LogitData::F32(decode(npy, count, 4)?),
         Dtype::F16 => LogitData::F16(decode(npy, count, 2)?),
     };
-    Ok((LogitBatch { batch, vocab, data }, shape))
+    Ok((data, shape))
 }
 
 /// Decodes the `count` values of a checked file with npyz.
@@ -562,7 +615,8 @@ fn supported_dtype(dtype: &DType) -> Result<Dtype, InputError> {
     }
 }
 
-fn show_shape(shape: &[usize]) -> String {
+/// A shape as `[d0, d1, ...]`, for messages.
+pub fn show_shape(shape: &[usize]) -> String {
     let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     format!("[{}]", parts.join(", "))
 }

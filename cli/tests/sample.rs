@@ -340,3 +340,250 @@ fn sample_explain_adds_the_gpu_plan_of_the_last_step() {
     );
     bad(&["dist", "--logits", &f, "--explain"], "not an option");
 }
+
+/// A `sample --top-logprobs` row: (tokens, logprobs, per step the
+/// (token, logprob) entries, ranks, status), its keys checked.
+type TopRow = (Vec<u32>, Vec<f32>, Vec<Vec<(u32, f32)>>, Vec<u32>, String);
+
+fn top_rows(j: &Value) -> Vec<TopRow> {
+    assert_eq!(j.keys(), ["rows"]);
+    j.key("rows")
+        .arr()
+        .iter()
+        .map(|r| {
+            assert_eq!(
+                r.keys(),
+                ["tokens", "logprobs", "top_logprobs", "ranks", "status"]
+            );
+            let lists = r
+                .key("top_logprobs")
+                .arr()
+                .iter()
+                .map(|l| {
+                    l.arr()
+                        .iter()
+                        .map(|e| {
+                            assert_eq!(e.keys(), ["token", "logprob"]);
+                            // A token whose raw logit is -inf has
+                            // logprob -inf, which JSON prints as null.
+                            let lp = match e.key("logprob") {
+                                Value::Null => f32::NEG_INFINITY,
+                                x => x.f32(),
+                            };
+                            (e.key("token").u32s_one(), lp)
+                        })
+                        .collect()
+                })
+                .collect();
+            (
+                r.key("tokens").u32s(),
+                r.key("logprobs").f32s(),
+                lists,
+                r.key("ranks").u32s(),
+                r.key("status").text().to_string(),
+            )
+        })
+        .collect()
+}
+
+trait OneU32 {
+    fn u32s_one(&self) -> u32;
+}
+
+impl OneU32 for Value {
+    fn u32s_one(&self) -> u32 {
+        match self {
+            Value::Number(n) => n.to_string().parse().expect("token id"),
+            other => panic!("not a token id: {other:?}"),
+        }
+    }
+}
+
+/// Checks a `--top-logprobs n` row against the raw logits `z` in f64: each
+/// step's list holds the n most probable tokens, most probable first (ties
+/// to the lower id) with their logprobs, the sampled token's entry (when it
+/// is listed) has exactly its logprob, and its rank is 1 + the number of
+/// larger logits.
+fn check_top_row(row: &TopRow, z: &[f32], n: usize, steps: usize) {
+    let (tokens, logprobs, lists, ranks, status) = row;
+    assert_eq!(status, "ok");
+    assert_eq!(tokens.len(), steps);
+    assert_eq!(lists.len(), steps);
+    assert_eq!(ranks.len(), steps);
+    let lp = log_softmax(z);
+    let mut order: Vec<u32> = (0..z.len() as u32).collect();
+    order.sort_by(|&a, &b| z[b as usize].total_cmp(&z[a as usize]).then(a.cmp(&b)));
+    for ((&t, &l), (list, &rank)) in tokens.iter().zip(logprobs).zip(lists.iter().zip(ranks)) {
+        assert_eq!(list.len(), n.min(z.len()), "{list:?}");
+        let ids: Vec<u32> = list.iter().map(|e| e.0).collect();
+        assert_eq!(ids, order[..list.len()], "{list:?}");
+        for w in list.windows(2) {
+            assert!(w[0].1 >= w[1].1, "not sorted by logprob: {list:?}");
+        }
+        for &(id, x) in list {
+            assert!((f64::from(x) - lp[id as usize]).abs() <= 1e-5, "{list:?}");
+        }
+        if let Some(&(_, x)) = list.iter().find(|e| e.0 == t) {
+            assert_eq!(x.to_bits(), l.to_bits(), "token {t}: {x} vs {l}");
+        }
+        let larger = z.iter().filter(|&&x| x > z[t as usize]).count() as u32;
+        assert_eq!(rank, 1 + larger, "token {t}");
+    }
+}
+
+#[test]
+fn sample_top_logprobs_on_both_backends() {
+    let s = Scratch::new("sample-top");
+    // Distinct logits (no ties between the top tokens), V = 300, 3 rows.
+    let rows: Vec<Vec<f32>> = (0..3)
+        .map(|r| {
+            (0..300)
+                .map(|i| (((i * 7919 + r * 104729) % 1000) as f32) * 0.006)
+                .collect()
+        })
+        .collect();
+    let f = s.file("m.npy", &npy_f32_mat(&rows));
+    let configs: [&[&str]; 4] = [
+        &["--temperature", "0"],
+        &["--seed", "4"],
+        &["--seed", "6", "--top-k", "40", "--temperature", "0.7"],
+        // The bias and penalty change what is sampled, not the raw
+        // logprobs: the sampled tokens are ranked far down.
+        &[
+            "--seed",
+            "8",
+            "--logit-bias",
+            "2=9",
+            "--frequency-penalty",
+            "0.3",
+        ],
+    ];
+    for extra in configs {
+        let mut base = vec![
+            "sample",
+            "--logits",
+            f.as_str(),
+            "--steps",
+            "5",
+            "--top-logprobs",
+            "3",
+        ];
+        base.extend_from_slice(extra);
+        let cpu = top_rows(&json_any_stderr(&joined(&base, &["--backend", "cpu"])));
+        let gpu = top_rows(&json_any_stderr(&joined(&base, &["--backend", "gpu"])));
+        assert_eq!(cpu.len(), 3);
+        for ((c, g), z) in cpu.iter().zip(&gpu).zip(&rows) {
+            check_top_row(c, z, 3, 5);
+            check_top_row(g, z, 3, 5);
+            assert_eq!(c.0, g.0, "{extra:?}: tokens differ");
+            assert_eq!(c.3, g.3, "{extra:?}: ranks differ");
+            for (lc, lg) in c.2.iter().zip(&g.2) {
+                let ids = |l: &[(u32, f32)]| l.iter().map(|e| e.0).collect::<Vec<_>>();
+                assert_eq!(ids(lc), ids(lg), "{extra:?}");
+                for (a, b) in lc.iter().zip(lg) {
+                    assert!((a.1 - b.1).abs() <= 1e-5 * a.1.abs().max(1.0));
+                }
+            }
+        }
+        if extra.contains(&"2=9") {
+            // Token 2 (raw logit 0.006 x 838 = 5.03 in row 0) is sampled
+            // at least once and is not among the top 3.
+            assert!(cpu[0].0.contains(&2), "{:?}", cpu[0].0);
+            assert!(cpu[0].3.iter().any(|&r| r > 3), "{:?}", cpu[0].3);
+        }
+    }
+}
+
+#[test]
+fn sample_top_logprobs_more_than_v_ties_and_minus_inf() {
+    let s = Scratch::new("sample-top-small");
+    // V = 5 with a tie (ids 1 and 3) and a masked token.
+    let z = vec![0.5, 2.0, f32::NEG_INFINITY, 2.0, -1.0];
+    let f = s.file("l.npy", &npy_f32_vec(&z));
+    for backend in ["cpu", "gpu"] {
+        let j = json_any_stderr(&[
+            "sample",
+            "--logits",
+            &f,
+            "--top-logprobs",
+            "20",
+            "--steps",
+            "3",
+            "--seed",
+            "2",
+            "--backend",
+            backend,
+        ]);
+        let rows = top_rows(&j);
+        let (_, _, lists, _, _) = &rows[0];
+        for list in lists {
+            let ids: Vec<u32> = list.iter().map(|e| e.0).collect();
+            assert_eq!(ids, [1, 3, 0, 4, 2], "{backend}");
+        }
+        // The masked token's logprob is -inf, printed as null.
+        let raw = j.key("rows").arr()[0].key("top_logprobs").arr()[0].arr()[4].clone();
+        assert_eq!(*raw.key("logprob"), Value::Null, "{backend}");
+        let finite: Vec<f32> = lists[0].iter().take(4).map(|e| e.1).collect();
+        assert_close(&finite, &[1, 3, 0, 4].map(|i| log_softmax(&z)[i]), 1e-6);
+    }
+}
+
+#[test]
+fn sample_without_top_logprobs_prints_what_it_printed_before() {
+    let s = Scratch::new("sample-top-off");
+    let f = s.file("m.npy", &npy_f32_mat(&test_rows(2, 30)));
+    let base = [
+        "sample",
+        "--logits",
+        f.as_str(),
+        "--steps",
+        "3",
+        "--seed",
+        "5",
+    ];
+    let plain = wgsample(&base);
+    assert_eq!(plain.code, Some(0), "{}", plain.stderr);
+    // The keys of every row are the old ones, in the old order.
+    sample_rows(&parse_json(plain.stdout.trim_end()).unwrap());
+    assert!(!plain.stdout.contains("top_logprobs") && !plain.stdout.contains("ranks"));
+    let zero = wgsample(&joined(&base, &["--top-logprobs", "0"]));
+    assert_eq!(zero.stdout, plain.stdout);
+    // With the flag the tokens and logprobs are the same.
+    let three = top_rows(&ok_json(&joined(&base, &["--top-logprobs", "3"])));
+    let plain = sample_rows(&parse_json(plain.stdout.trim_end()).unwrap());
+    for (t, p) in three.iter().zip(&plain) {
+        assert_eq!((&t.0, &t.1, &t.4), (&p.0, &p.1, &p.2));
+    }
+}
+
+#[test]
+fn sample_top_logprobs_above_20_is_a_usage_error() {
+    let s = Scratch::new("sample-top-bad");
+    let f = s.file("l.npy", &npy_f32_vec(&ln_1234()));
+    for backend in ["cpu", "gpu"] {
+        bad(
+            &[
+                "sample",
+                "--logits",
+                &f,
+                "--top-logprobs",
+                "21",
+                "--backend",
+                backend,
+            ],
+            "--top-logprobs 21 is above the limit of 20",
+        );
+    }
+    bad(
+        &["sample", "--logits", &f, "--top-logprobs", "-1"],
+        "--top-logprobs",
+    );
+    bad(
+        &["sample", "--logits", &f, "--top-logprobs", "x"],
+        "--top-logprobs",
+    );
+    bad(
+        &["dist", "--logits", &f, "--top-logprobs", "3"],
+        "not an option",
+    );
+}

@@ -41,6 +41,9 @@ fn help_prints_usage_and_exits_zero() {
             "--seed",
             "--prompt-tokens",
             "--output-tokens",
+            "--top-logprobs",
+            "top_logprobs",
+            "ranks",
         ] {
             assert!(r.stdout.contains(word), "usage lacks {word}");
         }
@@ -70,6 +73,33 @@ fn help_lists_generate_and_beam() {
     }
     let r = wgsample(&["generate", "--help"]);
     assert_eq!(r.code, Some(0));
+}
+
+#[test]
+fn help_lists_verify() {
+    let r = wgsample(&["--help"]);
+    assert_eq!(r.code, Some(0));
+    for word in [
+        "wgsample verify",
+        "--target",
+        "--draft-tokens",
+        "--draft-probs",
+        "[k+1, V]",
+        "[B, k+1, V]",
+        "\"accepted\"",
+        "seed S + r",
+        "at most 32",
+    ] {
+        assert!(r.stdout.contains(word), "usage lacks {word}");
+    }
+    let r = wgsample(&["verify", "--help"]);
+    assert_eq!(r.code, Some(0));
+    assert!(r.stdout.contains("wgsample verify"));
+    bad(
+        &["verify"],
+        "`verify` needs --target FILE and --draft-tokens",
+    );
+    bad(&["vrfy"], "a similar one exists: 'verify'");
 }
 
 #[test]

@@ -507,6 +507,10 @@ pub const FLAG_NAMES: &[&str] = &[
     "--length-penalty",
     "--early-stopping",
     "--num-return-sequences",
+    "--top-logprobs",
+    "--target",
+    "--draft-tokens",
+    "--draft-probs",
 ];
 
 /// Words the argument decoder can emit with one byte.
@@ -563,6 +567,9 @@ const WORDS: &[&str] = &[
     "é",
     "--explain",
     "--explain=1",
+    "verify",
+    "1,2;3,4",
+    "1;",
 ];
 
 fn decode_args(r: &mut Reader<'_>) -> Vec<String> {
@@ -666,6 +673,13 @@ pub fn args(data: &[u8]) {
                     assert!(b.num_return_sequences <= b.beams, "{b:?}");
                     assert!(b.length_penalty.is_finite(), "{b:?}");
                     None
+                }
+                Command::Verify(v) => {
+                    assert_eq!(first, "verify");
+                    let d = &v.draft_tokens;
+                    assert!(d.k >= 1 && !d.tokens.is_empty(), "{d:?}");
+                    assert!(d.tokens.len().is_multiple_of(d.k), "ragged drafts {d:?}");
+                    Some(&v.sampling)
                 }
                 Command::Help => unreachable!(),
             };

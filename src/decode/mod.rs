@@ -16,9 +16,14 @@
 //! - `bigram` ([`BigramModel`], [`generate`]) is the smallest model with that data flow (one gather pass,
 //!   `shaders/decode/bigram.wgsl`), used by `wgsample generate` and the
 //!   tests to compare the two backends token for token.
+//! - `speculative` ([`speculative_decode`], [`Verifier`]) runs draft/verify
+//!   rounds for one sequence with caller-supplied draft and target models,
+//!   on either backend's `verify`; host logic around the sampler, like
+//!   `stop`.
 
 mod bigram;
 mod run;
+mod speculative;
 mod stop;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -30,6 +35,7 @@ pub use run::{
     CpuStepInfo, DecodeEvent, DecodeOutput, DecodeSpec, DecodeStats, Readback, Sequence, StepInfo,
     decode_cpu, decode_gpu_async,
 };
+pub use speculative::{DRAFT_STEP_OFFSET, SpecConfig, SpecOutput, Verifier, speculative_decode};
 pub use stop::{Detokenizer, Pushed, StopChecker, StopCriteria, StopReason};
 
 /// The decode module's compute shaders as `(name, WGSL, entry point)`, for
