@@ -22,6 +22,11 @@
 //! every step verifies the same thing. `match` counts rows whose GPU
 //! tokens equal the CPU tokens in a check call before timing.
 //!
+//! `WGSAMPLE_BENCH_PATHS` (default all) picks paths; the table also gives
+//! the wall time of the one untimed check call of each path (`once`), the
+//! only GPU figure where the criterion run is left out (batch 64 on
+//! lavapipe, about a minute a call).
+//!
 //! On lavapipe (Mesa's software Vulkan) the "GPU" is the CPU: the figures
 //! show that the path runs and agrees, not GPU speed.
 mod common;
@@ -74,6 +79,11 @@ fn main() {
         .measurement_time(Duration::from_millis(1000))
         .without_plots()
         .configure_from_args();
+    let paths: Vec<String> = match std::env::var("WGSAMPLE_BENCH_PATHS") {
+        Ok(s) if !s.trim().is_empty() => s.split(',').map(|x| x.trim().to_string()).collect(),
+        _ => vec!["gpu_wall".into(), "cpu_1t".into(), "cpu_all".into()],
+    };
+    let has = |p: &str| paths.iter().any(|x| x == p);
     let max_binding = ctx.as_ref().map_or(128 << 20, |c| {
         c.device.limits().max_storage_buffer_binding_size
     });
@@ -135,6 +145,8 @@ fn main() {
                         dtype,
                         "skipped (q > binding limit)".to_string(),
                         0,
+                        None,
+                        Duration::ZERO,
                     ));
                     continue;
                 }
@@ -146,7 +158,10 @@ fn main() {
                 let mut cpu1 = CpuSampler::with_threads(1);
                 let mut cpun = CpuSampler::with_threads(threads);
                 let mut states = fresh.clone();
+                let t0 = Instant::now();
                 let want = cpu1.verify(logits(), v, &drafts, &ps, &mut states).unwrap();
+                let cpu_once = t0.elapsed();
+                let mut gpu_once = None;
                 let mut matched = "-".to_string();
                 if let Some(ctx) = ctx.as_ref() {
                     let tbuf = ctx
@@ -187,26 +202,33 @@ fn main() {
                             .unwrap();
                         s.submit_and_read_verify(enc).unwrap()
                     };
+                    let t0 = Instant::now();
                     let got = step(&mut s);
+                    gpu_once = Some(t0.elapsed());
                     let n = got
                         .iter()
                         .zip(&want)
                         .filter(|(g, w)| g.tokens == w.tokens)
                         .count();
                     matched = format!("{n}/{b}");
-                    group.bench_function(BenchmarkId::new("gpu_wall", case), |bch| {
-                        bch.iter_custom(|iters| {
-                            let mut total = Duration::ZERO;
-                            for _ in 0..iters {
-                                let t0 = Instant::now();
-                                black_box(step(&mut s));
-                                total += t0.elapsed();
-                            }
-                            total
-                        })
-                    });
+                    if has("gpu_wall") {
+                        group.bench_function(BenchmarkId::new("gpu_wall", case), |bch| {
+                            bch.iter_custom(|iters| {
+                                let mut total = Duration::ZERO;
+                                for _ in 0..iters {
+                                    let t0 = Instant::now();
+                                    black_box(step(&mut s));
+                                    total += t0.elapsed();
+                                }
+                                total
+                            })
+                        });
+                    }
                 }
                 for (path, cpu) in [("cpu_1t", &mut cpu1), ("cpu_all", &mut cpun)] {
+                    if !has(path) {
+                        continue;
+                    }
                     group.bench_function(BenchmarkId::new(path, case), |bch| {
                         bch.iter_custom(|iters| {
                             let mut total = Duration::ZERO;
@@ -221,7 +243,7 @@ fn main() {
                     });
                 }
                 let accepted: u32 = want.iter().map(|o| o.accepted).sum();
-                table.push((b, v, case, dtype, matched, accepted));
+                table.push((b, v, case, dtype, matched, accepted, gpu_once, cpu_once));
             }
             group.finish();
         }
@@ -233,10 +255,14 @@ fn main() {
     println!(
         "# adapter: {adapter}; cpu_all: {threads} threads; medians: target/criterion/verify_b*_v*/<path>/<case>"
     );
-    for (b, v, case, dtype, matched, acc) in table {
+    for (b, v, case, dtype, matched, acc, g, c1) in table {
+        let g = g.map_or("-".to_string(), |d| {
+            format!("{:.1} ms", d.as_secs_f64() * 1e3)
+        });
         println!(
-            "{b:<6} {v:<7} {case:<7} {dtype:<5} match {matched:<7} accepted {acc}/{}",
-            b * K
+            "{b:<6} {v:<7} {case:<7} {dtype:<5} match {matched:<7} accepted {acc}/{}  once: gpu {g}, cpu_1t {:.2} ms",
+            b * K,
+            c1.as_secs_f64() * 1e3
         );
     }
     println!("== end ==");
