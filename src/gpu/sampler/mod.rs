@@ -18,8 +18,8 @@
 //!
 //! # Passes and reads of the logits
 //!
-//! One step is at most three dispatches, and only one of them reads whole
-//! rows ([`Plan`], [`GpuSampler::plan`], `wgsample sample --backend gpu
+//! A sampling step is at most three dispatches, and only one of them reads
+//! whole rows (four and two with top logprobs) ([`Plan`], [`GpuSampler::plan`], `wgsample sample --backend gpu
 //! --explain`):
 //!
 //! | configuration | dispatches | dense passes |
@@ -28,6 +28,9 @@
 //! | + min-p / top-k / top-p (any mix) | scan, finish | 1 |
 //! | + allowed-token bitmask | (read by scan) | 1 |
 //! | + banned, EOS, bias, penalties | overlay first | 1 |
+//! | + top logprobs | rank last | 2 |
+//! | verification ([`GpuSampler::record_verify`]) | (overlay), scan, finish, accept | 1 |
+//! | verification with draft probabilities | (overlay), scan, finish, recover, accept | 2 |
 //!
 //! - `overlay` (one workgroup a row, only rows that need it) applies SPEC
 //!   steps 2-4 to the few tokens the row's lists name, into a small hash
@@ -50,6 +53,15 @@
 //!   over the whole row: the rare case costs time, never a dispatch, and
 //!   the token is the same. [`GpuSampler::last_step_paths`] says which rows
 //!   took it.
+//!
+//! - `rank` (dense, only when a row asks for top logprobs) counts the raw
+//!   logits above the sampled token's: the rank needs the token, which
+//!   only `finish` knows. The top-`N` lists themselves cost no extra read:
+//!   `scan` keeps each chunk's `N` largest raw logits, `finish` merges them.
+//! - Verification (module `verify`) runs `overlay`, `scan` and `finish`
+//!   over one virtual row per target position, then `accept` (one
+//!   workgroup a row) walks the positions; with draft probabilities,
+//!   `recover` (dense) samples `ln(p - q) + g` in between.
 //!
 //! Selections count tokens (top-k) or sum probability mass in 64-bit fixed
 //! point (top-p), so the result is the same whatever the order of the
