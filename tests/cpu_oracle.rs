@@ -119,7 +119,10 @@ fn logits_strategy(v: usize) -> BoxedStrategy<Vec<f32>> {
         prop_oneof![
             2 => Just(NEG_INF),
             2 => -1.0e4f32..1.0e4,
-            1 => (1.0e30f32..f32::MAX, any::<bool>()).prop_map(|(x, n)| if n { -x } else { x }),
+            // 1e30 up to f32::MAX, drawn by bit pattern: proptest's float
+            // range sampler trips its own assertion on so wide a range.
+            1 => (0x7149_F2CAu32..=0x7F7F_FFFF, any::<bool>())
+                .prop_map(|(b, n)| if n { -f32::from_bits(b) } else { f32::from_bits(b) }),
             1 => -1.0e-30f32..1.0e-30,
             1 => (subnormal.clone(), any::<bool>()).prop_map(|(x, n)| if n { -x } else { x }),
             1 => prop_oneof![Just(0.0f32), Just(-0.0f32)],
