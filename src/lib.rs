@@ -42,11 +42,11 @@
 //! | SPEC step | CPU (`src/cpu/row.rs`) | GPU pass | GPU location |
 //! |---|---|---|---|
 //! | 1 input check | `check_input` | scan | `scan.wgsl:77` |
-//! | 2 masks | `apply_masks` | scan (allowed bitmask), overlay (bans, EOS) | `bindings.wgsl:287`, `overlay.wgsl:109` |
+//! | 2 masks | `apply_masks` | scan (allowed bitmask), overlay (bans, EOS) | `bindings.wgsl:311`, `overlay.wgsl:109` |
 //! | 3 logit bias | `apply_bias` | overlay | `overlay.wgsl:113` |
 //! | 4 penalties | `apply_penalties` | overlay | `overlay.wgsl:117` |
 //! | 5 greedy | `greedy` | finish | `finish.wgsl:445` |
-//! | 6 temperature | `scale_temperature`, `temperature_overflow` | scan, finish | `bindings.wgsl:332`, `finish.wgsl:450` |
+//! | 6 temperature | `scale_temperature`, `temperature_overflow` | scan, finish | `bindings.wgsl:356`, `finish.wgsl:450` |
 //! | 6-9 fused, unprocessed rows with top-k | `top_k_fused` | (scan keeps 64 candidates a chunk) | |
 //! | 7 min-p | `min_p` | finish | `finish.wgsl:486` |
 //! | 8 top-k | `top_k` | finish | `finish.wgsl:503` |

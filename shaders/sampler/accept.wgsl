@@ -70,22 +70,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 bad |= scratch[part(vr, c, P_QBAD)];
             }
             workgroupBarrier();
-            wa[lid] = bk;
-            wb[lid] = bi;
-            wa[256u + lid] = bitcast<u32>(qs);
-            wb[256u + lid] = bad;
-            workgroupBarrier();
-            for (var s = WG / 2u; s > 0u; s >>= 1u) {
-                if (lid < s) {
-                    if (ka_before(wa[lid + s], wb[lid + s], wa[lid], wb[lid])) {
-                        wa[lid] = wa[lid + s];
-                        wb[lid] = wb[lid + s];
-                    }
-                    wa[256u + lid] = bitcast<u32>(bitcast<f32>(wa[256u + lid]) + bitcast<f32>(wa[256u + lid + s]));
-                    wb[256u + lid] = wb[256u + lid] | wb[256u + lid + s];
-                }
-                workgroupBarrier();
-            }
+            reduce_recovered(lid, bk, bi, qs, bad);
             if (lid == 0u) {
                 wg_rec[j] = wb[0];
                 let sum = bitcast<f32>(wa[256]);

@@ -185,6 +185,30 @@ fn logprob_bits(r: u32, t: u32, rmax: f32, rsum: f32) -> u32 {
     return bitcast<u32>((x - rmax) - ln_f32(rsum));
 }
 
+// Verification with draft probabilities: merges, in a fixed tree, each
+// invocation's best (key, index) of ln(p - q) + g, its sum of q and its
+// bad-q flag; afterwards wa[0], wb[0] hold the best, wa[256] the sum (f32
+// bits) and wb[256] the flag. Every invocation calls it, in uniform
+// control flow (recover.wgsl per chunk, accept.wgsl per position).
+fn reduce_recovered(lid: u32, key: u32, arg: u32, qsum: f32, bad: u32) {
+    wa[lid] = key;
+    wb[lid] = arg;
+    wa[256u + lid] = bitcast<u32>(qsum);
+    wb[256u + lid] = bad;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            if (ka_before(wa[lid + s], wb[lid + s], wa[lid], wb[lid])) {
+                wa[lid] = wa[lid + s];
+                wb[lid] = wb[lid + s];
+            }
+            wa[256u + lid] = bitcast<u32>(bitcast<f32>(wa[256u + lid]) + bitcast<f32>(wa[256u + lid + s]));
+            wb[256u + lid] = wb[256u + lid] | wb[256u + lid + s];
+        }
+        workgroupBarrier();
+    }
+}
+
 // Word index of top-logprob candidate j (0 .. chunks * TOPN) of row r,
 // after every row's CAND candidates: (key of the raw logit, index).
 fn tl_at(r: u32, j: u32) -> u32 {

@@ -68,22 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
         }
     }
-    wa[lid] = best;
-    wb[lid] = arg;
-    wa[256u + lid] = bitcast<u32>(qsum);
-    wb[256u + lid] = bad;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            if (ka_before(wa[lid + s], wb[lid + s], wa[lid], wb[lid])) {
-                wa[lid] = wa[lid + s];
-                wb[lid] = wb[lid + s];
-            }
-            wa[256u + lid] = bitcast<u32>(bitcast<f32>(wa[256u + lid]) + bitcast<f32>(wa[256u + lid + s]));
-            wb[256u + lid] = wb[256u + lid] | wb[256u + lid + s];
-        }
-        workgroupBarrier();
-    }
+    reduce_recovered(lid, best, arg, qsum, bad);
     if (lid == 0u) {
         scratch[part(r, c, P_GKEY)] = wa[0];
         scratch[part(r, c, P_GARG)] = wb[0];

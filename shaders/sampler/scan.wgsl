@@ -169,22 +169,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
 }
 
-// The chunk's top_n largest raw keys, ties to the lower index: all 1024
-// (key, index) pairs sorted in workgroup memory (bitonic, two
-// compare-exchanges per invocation and stage). Uniform control flow.
-fn top_raw(r: u32, c: u32, lid: u32, n: u32, rkeys: array<u32, 4>) {
-    // (wa/wb may still be read by the section before.)
-    workgroupBarrier();
-    for (var q = 0u; q < ITEMS; q++) {
-        let i = c * CHUNK + lid * ITEMS + q;
-        wa[lid * ITEMS + q] = rkeys[q];
-        wb[lid * ITEMS + q] = select(NONE, i, rkeys[q] != 0u);
-    }
-    workgroupBarrier();
-    for (var k = 2u; k <= CHUNK; k <<= 1u) {
+// Sorts the first n (a power of two, 512 or 1024) (key, index) pairs of
+// wa/wb, larger key first, lower index on ties, NONE last: a bitonic
+// network, each invocation doing n / 512 compare-exchanges a stage. Every
+// invocation calls it, in uniform control flow.
+fn sort_pairs(lid: u32, n: u32) {
+    for (var k = 2u; k <= n; k <<= 1u) {
         for (var j = k >> 1u; j > 0u; j >>= 1u) {
-            for (var h = 0u; h < 2u; h++) {
-                let q = lid + h * WG;
+            for (var q = lid; q < n / 2u; q += WG) {
                 let a = ((q & ~(j - 1u)) << 1u) | (q & (j - 1u));
                 let b = a + j;
                 let first = (a & k) == 0u;
@@ -202,6 +194,21 @@ fn top_raw(r: u32, c: u32, lid: u32, n: u32, rkeys: array<u32, 4>) {
             workgroupBarrier();
         }
     }
+}
+
+// The chunk's top_n largest raw keys, ties to the lower index: all 1024
+// (key, index) pairs sorted in workgroup memory (bitonic, two
+// compare-exchanges per invocation and stage). Uniform control flow.
+fn top_raw(r: u32, c: u32, lid: u32, n: u32, rkeys: array<u32, 4>) {
+    // (wa/wb may still be read by the section before.)
+    workgroupBarrier();
+    for (var q = 0u; q < ITEMS; q++) {
+        let i = c * CHUNK + lid * ITEMS + q;
+        wa[lid * ITEMS + q] = rkeys[q];
+        wb[lid * ITEMS + q] = select(NONE, i, rkeys[q] != 0u);
+    }
+    workgroupBarrier();
+    sort_pairs(lid, CHUNK);
     if (lid < n) {
         let w = tl_at(r, c * TOPN + lid);
         cands[w] = wa[lid];
@@ -267,25 +274,7 @@ fn filtered_candidates(r: u32, c: u32, lid: u32, tkeys: array<u32, 4>) {
         wb[lid * 2u + slot] = ki[slot];
     }
     workgroupBarrier();
-    for (var k = 2u; k <= KEPT; k <<= 1u) {
-        for (var j = k >> 1u; j > 0u; j >>= 1u) {
-            let q = lid;
-            let a = ((q & ~(j - 1u)) << 1u) | (q & (j - 1u));
-            let b = a + j;
-            let first = (a & k) == 0u;
-            let ka = wa[a];
-            let ia = wb[a];
-            let kb = wa[b];
-            let ib = wb[b];
-            if (ka_before(kb, ib, ka, ia) == first) {
-                wa[a] = kb;
-                wb[a] = ib;
-                wa[b] = ka;
-                wb[b] = ia;
-            }
-            workgroupBarrier();
-        }
-    }
+    sort_pairs(lid, KEPT);
     if (lid < CAND) {
         let w = cand_at(r, c * CAND + lid);
         cands[w] = wa[lid];
