@@ -15,7 +15,9 @@ use burn::backend::Wgpu;
 use burn::backend::wgpu::{AutoCompiler, CubeTensor, WgpuSetup};
 use burn::module::Param;
 use burn::nn::attention::generate_autoregressive_mask;
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
     PositionalEncoding, PositionalEncodingConfig,
@@ -178,8 +180,8 @@ fn show(bytes: &[u32]) -> String {
 fn run(label: &str, device: &Device, ctx: &GpuContext, tally: &mut Tally) -> Res<()> {
     println!("== {label}: {}", ctx.describe());
     let model = ByteLm::new(device);
-    let mut sampler =
-        GpuSampler::new(ctx, SamplerConfig::new(BATCH as u32, VOCAB as u32)).map_err(err("sampler"))?;
+    let mut sampler = GpuSampler::new(ctx, SamplerConfig::new(BATCH as u32, VOCAB as u32))
+        .map_err(err("sampler"))?;
     let mut cpu = CpuSampler::new();
     let prompts = prompts();
 
@@ -277,7 +279,7 @@ fn run(label: &str, device: &Device, ctx: &GpuContext, tally: &mut Tally) -> Res
             // wgsample sampled.
             let host: Vec<f32> = logits
                 .into_data()
-                .to_vec::<f32>()
+                .try_to_vec::<f32>()
                 .map_err(err("logits readback"))?;
             let cpu_out = cpu
                 .sample(Logits::F32(&host), VOCAB, &params, &mut cpu_states)
@@ -296,7 +298,7 @@ fn run(label: &str, device: &Device, ctx: &GpuContext, tally: &mut Tally) -> Res
         // The window built on the device must end with the host's tokens.
         let fed: Vec<i32> = window
             .into_data()
-            .to_vec::<i32>()
+            .try_to_vec::<i32>()
             .map_err(err("window readback"))?;
         for (row, gen_row) in generated.iter().enumerate() {
             let tail = &gen_row[NEW_TOKENS.saturating_sub(WINDOW)..];
@@ -371,12 +373,7 @@ fn main() {
         started.elapsed().as_secs_f64(),
         tally.feed_mismatches
     );
-    let list = |v: &[u32]| {
-        v.iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
     println!(
         "{{\"steps\": {}, \"tokens\": [{}], \"cpu_tokens\": [{}], \"logits_bytes_copied\": {}}}",
         tally.steps,
