@@ -51,7 +51,7 @@
 //! | 7 min-p | `min_p` | finish | `finish.wgsl:486` |
 //! | 8 top-k | `top_k` | finish | `finish.wgsl:503` |
 //! | 9 top-p | `top_p` (`top_p_cut`) | finish | `finish.wgsl:527` |
-//! | 10 Gumbel-max | `gumbel_argmax` | scan (rows without filters), finish | `scan.wgsl:126`, `finish.wgsl:223` |
+//! | 10 Gumbel-max | `gumbel_argmax` | scan (rows without filters), finish | `scan.wgsl:128`, `finish.wgsl:223` |
 //! | 11 status and logprob | `sample_row`, `raw_logprob` | finish | `finish.wgsl:258` |
 //! | 12 state update | [`RowState::record`] | finish | `finish.wgsl:258` |
 

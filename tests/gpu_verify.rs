@@ -451,3 +451,42 @@ fn device_buffers_bf16_target_at_an_offset_and_a_bad_q_row_on_the_device() {
         "row 2 does not advance"
     );
 }
+
+#[test]
+fn verify_equals_cpu_at_the_extremes() {
+    // |logits| up to 1e4 with -inf holes, T = 1e-3 and 1e-2, subnormal
+    // temperatures' overflow to the T -> 0 limit, and V = 1.
+    for (seed, with_q) in [(40u64, false), (41, true)] {
+        let mut c = random_case(seed, 6, 3, 300, with_q);
+        for (i, x) in c.target.iter_mut().enumerate() {
+            *x *= 1.2e3;
+            if i % 7 == 3 {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+        for (r, p) in c.params.iter_mut().enumerate() {
+            if r % 3 == 1 {
+                p.temperature = [1e-3, 1e-2][r % 2];
+            }
+        }
+        check_equal(&format!("extremes seed {seed}"), &c);
+    }
+    let mut c = random_case(42, 3, 2, 1, false);
+    c.tokens = vec![0; 6];
+    c.states = vec![RowState::default(); 3];
+    c.params = vec![
+        SamplingParams::greedy(),
+        SamplingParams {
+            temperature: 1e-3,
+            seed: 1,
+            ..Default::default()
+        },
+        SamplingParams {
+            top_p: 0.5,
+            repetition_penalty: 1.5,
+            seed: 2,
+            ..Default::default()
+        },
+    ];
+    check_equal("V = 1", &c);
+}

@@ -78,7 +78,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             if (bits_is_invalid_logit(rb)) {
                 flags |= 1u;
             } else {
-                rkeys[q] = okey(bitcast<f32>(rb));
+                if ((mode_bits & MODE_TOPLP) != 0u) {
+                    rkeys[q] = okey(bitcast<f32>(rb));
+                }
                 if (!bits_is_neg_inf(rb)) {
                     raw = add_ms(raw, bitcast<f32>(rb));
                 }

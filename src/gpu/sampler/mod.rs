@@ -961,7 +961,7 @@ impl GpuSampler {
         batch: u32,
         stamps: Option<(&wgpu::QuerySet, u32)>,
     ) -> Result<Plan> {
-        let bind = self.validate(logits, batch)?;
+        let bind = self.validate(logits, batch, (batch as usize, 1))?;
         self.stage_uploads(logits, &bind, batch)?;
         let plan = Plan::for_rows(&self.flags[..batch as usize], self.chunks, batch);
         self.last_verify = None;
@@ -998,7 +998,15 @@ impl GpuSampler {
     }
 
     /// The checks of [`GpuSampler::record`], before anything is staged.
-    fn validate(&self, logits: LogitsView<'_>, batch: u32) -> Result<LogitsBinding> {
+    /// `emitting` is `(rows, tokens)`: rows `0..rows` may each emit up to
+    /// `tokens` tokens in this step (1 when sampling, `k + 1` when
+    /// verifying; the logits then hold more rows than that).
+    fn validate(
+        &self,
+        logits: LogitsView<'_>,
+        batch: u32,
+        emitting: (usize, u64),
+    ) -> Result<LogitsBinding> {
         if batch == 0 || batch > self.cfg.max_batch {
             return Err(Error::InvalidArgument(format!(
                 "batch {batch} must be between 1 and the sampler's max_batch ({})",
@@ -1030,14 +1038,21 @@ impl GpuSampler {
             ));
         }
         let bind = logits.plan_binding(&self.ctx.device.limits(), batch, self.cfg.vocab)?;
-        for r in 0..batch as usize {
+        self.check_capacity(emitting.0, emitting.1)?;
+        Ok(bind)
+    }
+
+    /// Refuses a step that could emit `tokens` tokens on rows `0..rows`
+    /// when a row with penalties could then outgrow its on-device list.
+    fn check_capacity(&self, rows: usize, tokens: u64) -> Result<()> {
+        for r in 0..rows {
             if self.params[r].penalties_active()
-                && self.steps_bound[r] >= u64::from(self.cfg.max_seen_tokens)
+                && self.steps_bound[r] + tokens > u64::from(self.cfg.max_seen_tokens)
             {
                 return Err(self.capacity_error(r));
             }
         }
-        Ok(bind)
+        Ok(())
     }
 
     /// Builds what the step needs (params and lists when they changed, the

@@ -75,14 +75,8 @@ impl GpuSampler {
                 self.cfg.vocab
             )));
         }
-        let bind = self.validate(target, virt as u32)?;
-        for r in 0..batch as usize {
-            if self.params[r].penalties_active()
-                && self.steps_bound[r] + u64::from(positions) > u64::from(self.cfg.max_seen_tokens)
-            {
-                return Err(self.capacity_error(r));
-            }
-        }
+        // Only the real rows emit tokens (the virtual ones are positions).
+        let bind = self.validate(target, virt as u32, (batch as usize, u64::from(positions)))?;
         let limits = self.ctx.device.limits();
         let qbind = match probs {
             None => None,
