@@ -73,19 +73,34 @@ impl Case {
     }
 }
 
+/// A uniform f32 in `[lo, hi)` from 24 random bits. Every float range in
+/// this file goes through it: proptest 1.12's own float-range sampler
+/// fails a debug assertion (`self.low - result < initial.step`) on some
+/// seeds, for ranges as plain as `0.01..0.9`, which made CI fail at random.
+fn unif(lo: f32, hi: f32) -> impl Strategy<Value = f32> + Clone {
+    (0u32..1 << 24).prop_map(move |u| {
+        let x = lo + (hi - lo) * (u as f32 / (1u32 << 24) as f32);
+        if x < hi {
+            x.max(lo)
+        } else {
+            lo.max(hi.next_down())
+        }
+    })
+}
+
 /// The two uniforms of one Box-Muller normal (`support::logits`).
-fn uniforms() -> (std::ops::Range<f32>, std::ops::Range<f32>) {
-    (U1_MIN..1.0, 0.0..1.0)
+fn uniforms() -> impl Strategy<Value = (f32, f32)> + Clone {
+    (unif(U1_MIN, 1.0), unif(0.0, 1.0))
 }
 
 fn logits_strategy(v: usize) -> BoxedStrategy<Vec<f32>> {
-    let normal = (vec(uniforms(), v), 0.1f32..3.0).prop_map(|(uv, s)| {
+    let normal = (vec(uniforms(), v), unif(0.1, 3.0)).prop_map(|(uv, s)| {
         uv.into_iter()
             .map(|(u1, u2)| box_muller(s, u1, u2))
             .collect::<Vec<f32>>()
     });
     let ints = vec(-3i32..=3, v).prop_map(|x| x.into_iter().map(|i| i as f32).collect());
-    let with_ninf = vec(prop_oneof![4 => -3.0f32..3.0, 1 => Just(NEG_INF)], v);
+    let with_ninf = vec(prop_oneof![4 => unif(-3.0, 3.0), 1 => Just(NEG_INF)], v);
     let ints_ninf = vec(
         prop_oneof![4 => (-3i32..=3).prop_map(|i| i as f32), 1 => Just(NEG_INF)],
         v,
@@ -108,7 +123,7 @@ fn logits_strategy(v: usize) -> BoxedStrategy<Vec<f32>> {
     // (with T down to 1e-3, |z / T| up to about 4e7), rows mixing -inf,
     // huge (up to f32::MAX), tiny and subnormal values with ordinary ones,
     // and rows of subnormals only.
-    let wide = (vec(uniforms(), v), -3.0f64..4.0).prop_map(|(uv, e)| {
+    let wide = (vec(uniforms(), v), unif(-3.0, 4.0).prop_map(f64::from)).prop_map(|(uv, e)| {
         let s = 10f64.powf(e) as f32;
         uv.into_iter()
             .map(|(u1, u2)| box_muller(s, u1, u2))
@@ -118,15 +133,15 @@ fn logits_strategy(v: usize) -> BoxedStrategy<Vec<f32>> {
     let mixed = vec(
         prop_oneof![
             2 => Just(NEG_INF),
-            2 => -1.0e4f32..1.0e4,
+            2 => unif(-1.0e4, 1.0e4),
             // 1e30 up to f32::MAX, drawn by bit pattern: proptest's float
             // range sampler trips its own assertion on so wide a range.
             1 => (0x7149_F2CAu32..=0x7F7F_FFFF, any::<bool>())
                 .prop_map(|(b, n)| if n { -f32::from_bits(b) } else { f32::from_bits(b) }),
-            1 => -1.0e-30f32..1.0e-30,
+            1 => unif(-1.0e-30, 1.0e-30),
             1 => (subnormal.clone(), any::<bool>()).prop_map(|(x, n)| if n { -x } else { x }),
             1 => prop_oneof![Just(0.0f32), Just(-0.0f32)],
-            2 => -3.0f32..3.0,
+            2 => unif(-3.0, 3.0),
         ],
         v,
     );
@@ -173,21 +188,21 @@ fn row_strategy(v: usize) -> BoxedStrategy<RowCase> {
     let temp = prop_oneof![
         2 => Just(0.0f32),
         1 => Just(1.0f32),
-        4 => 0.4f32..2.0,
-        2 => (-3.0f32..-0.4).prop_map(|e| 10f32.powf(e)),
+        4 => unif(0.4, 2.0),
+        2 => unif(-3.0, -0.4).prop_map(|e| 10f32.powf(e)),
         1 => Just(1e-3f32),
-        1 => 2.0f32..100.0,
+        1 => unif(2.0, 100.0),
     ];
     let top_k = prop_oneof![1..=vt.min(8), 1..=vt + 2];
     // Fixed values 0.55 and 0.93 (rather than 0.5 and 0.9) so that integer
     // logits with ties rarely put a running mass exactly on top_p.
-    let top_p = prop_oneof![0.05f32..1.0, Just(0.55f32), Just(0.93f32)];
-    let min_p = prop_oneof![0.01f32..0.9, Just(0.1f32)];
-    let rep = prop_oneof![0.5f32..2.5, Just(1.3f32)];
-    let pres = -1.0f32..1.0;
-    let freq = -0.5f32..1.0;
+    let top_p = prop_oneof![unif(0.05, 1.0), Just(0.55f32), Just(0.93f32)];
+    let min_p = prop_oneof![unif(0.01, 0.9), Just(0.1f32)];
+    let rep = prop_oneof![unif(0.5, 2.5), Just(1.3f32)];
+    let pres = unif(-1.0, 1.0);
+    let freq = unif(-0.5, 1.0);
     let scalars = (ops, temp, top_k, top_p, min_p, rep, pres, freq);
-    let bias = btree_map(0..vt, -4.0f32..4.0, 0..=4usize.min(v));
+    let bias = btree_map(0..vt, unif(-4.0, 4.0), 0..=4usize.min(v));
     let banned = vec(0..vt, 0..=4);
     let allowed = vec(proptest::bool::weighted(0.7), v);
     let eos = (vec(0..vt, 1..=2), 0u32..6);
