@@ -866,3 +866,51 @@ fn verify_matches_the_rules_on_the_oracle() {
     assert!(skipped * 50 <= checked, "{skipped} skipped of {checked}");
     assert!(rejections >= 100, "{rejections}");
 }
+
+/// `CpuSampler::verify` splits rows across threads when `B (k + 1) V`
+/// reaches `PARALLEL_MIN_ELEMENTS`; the outputs and states must not depend
+/// on the thread count (1, 3 and 8 threads, with and without q, batches
+/// that do not divide evenly).
+#[test]
+fn cpu_verify_threads_do_not_change_results() {
+    let mut rng = StdRng::seed_from_u64(77);
+    for (b, k, v, with_probs) in [
+        (13, 3, 5101, false),
+        (13, 2, 7001, true),
+        (3, 4, 20000, true),
+    ] {
+        assert!(b * (k + 1) * v >= CpuSampler::PARALLEL_MIN_ELEMENTS);
+        let (target, tokens, probs, params, init) = random_batch(&mut rng, b, k, v, with_probs);
+        let drafts = Drafts {
+            k,
+            tokens: &tokens,
+            probs: with_probs.then_some(&probs[..]),
+        };
+        let run = |threads: usize| {
+            let mut states = init.clone();
+            let out = CpuSampler::with_threads(threads)
+                .verify(Logits::F32(&target), v, &drafts, &params, &mut states)
+                .unwrap();
+            (out, states)
+        };
+        let (one, one_states) = run(1);
+        let emitted: usize = one.iter().map(|o| o.tokens.len()).sum();
+        assert!(emitted > b, "b {b} k {k}: only {emitted} tokens emitted");
+        for threads in [3, 8] {
+            let (many, many_states) = run(threads);
+            assert_eq!(many.len(), b);
+            for (r, (x, y)) in one.iter().zip(&many).enumerate() {
+                assert_eq!(x.tokens, y.tokens, "b {b} k {k} threads {threads} row {r}");
+                assert_eq!(x.accepted, y.accepted, "row {r}");
+                assert_eq!(x.status, y.status, "row {r}");
+                let same_lp = x
+                    .logprobs
+                    .iter()
+                    .zip(&y.logprobs)
+                    .all(|(a, c)| a.to_bits() == c.to_bits());
+                assert!(same_lp, "row {r}: {:?} vs {:?}", x.logprobs, y.logprobs);
+            }
+            assert_eq!(one_states, many_states, "b {b} k {k} threads {threads}");
+        }
+    }
+}

@@ -312,8 +312,9 @@ impl CpuSampler {
     /// the row (the drafts accepted before it are emitted). Each emitted
     /// token's logprob is its raw `log_softmax` under its own position's
     /// logits (NaN on a sampler built `with_logprobs(false)`), and
-    /// `states[r]` records every emitted token. Rows run on the calling
-    /// thread.
+    /// `states[r]` records every emitted token. Rows are split across
+    /// threads like [`CpuSampler::sample`]'s when `B (k + 1) V` is large;
+    /// the result does not depend on the thread count.
     ///
     /// Errors (nothing runs, no state changes): `vocab == 0`, no rows,
     /// `states.len() != B`, bad drafts ([`crate::check_drafts`]), a target
@@ -357,64 +358,50 @@ impl CpuSampler {
         }
         validate_batch(batch * vocab, vocab, params, states)?;
 
-        if self.workers.is_empty() {
-            self.workers.push(Worker::default());
+        let elements = batch * (k + 1) * vocab;
+        let threads = if elements >= Self::PARALLEL_MIN_ELEMENTS {
+            self.threads.min(batch)
+        } else {
+            1
+        };
+        if self.workers.len() < threads {
+            self.workers.resize_with(threads, Worker::default);
         }
         let logprobs = self.logprobs;
-        let w = &mut self.workers[0];
-        let mut outs = Vec::with_capacity(batch);
-        for (r, (p, state)) in params.iter().zip(states.iter_mut()).enumerate() {
-            let mut st = state.clone();
-            let mut o = VerifyOutput {
-                tokens: Vec::with_capacity(k + 1),
-                accepted: 0,
-                logprobs: Vec::with_capacity(k + 1),
-                status: Status::Ok,
+        let target = &target;
+        let run =
+            |w: &mut Worker, first: usize, params: &[SamplingParams], states: &mut [RowState]| {
+                params
+                    .iter()
+                    .zip(states.iter_mut())
+                    .enumerate()
+                    .map(|(j, (p, state))| {
+                        verify_row(w, target, vocab, drafts, first + j, p, state, logprobs)
+                    })
+                    .collect::<Vec<_>>()
             };
-            let base = r * (k + 1);
-            let mut all_accepted = true;
-            for j in 0..k {
-                let raw = row_f32(&target, base + j, vocab, &mut w.widened);
-                let d = drafts.tokens[r * k + j];
-                let q = drafts
-                    .probs
-                    .map(|q| &q[(r * k + j) * vocab..(r * k + j + 1) * vocab]);
-                match row::verify_position(raw, p, &st, &mut w.work, d, q, logprobs) {
-                    Verdict::Ended(status) => {
-                        o.status = status;
-                        all_accepted = false;
-                        break;
-                    }
-                    Verdict::Accepted(lp) => {
-                        o.tokens.push(d);
-                        o.logprobs.push(lp);
-                        o.accepted += 1;
-                        st.record(d);
-                    }
-                    Verdict::Rejected(t, lp) => {
-                        o.tokens.push(t);
-                        o.logprobs.push(lp);
-                        st.record(t);
-                        all_accepted = false;
-                        break;
-                    }
-                }
-            }
-            if all_accepted {
-                let raw = row_f32(&target, base + k, vocab, &mut w.widened);
-                let b = row::sample_row(raw, p, &st, &mut w.work, logprobs);
-                if b.status == Status::Ok {
-                    o.tokens.push(b.token);
-                    o.logprobs.push(b.logprob);
-                    st.record(b.token);
-                } else {
-                    o.status = b.status;
-                }
-            }
-            *state = st;
-            outs.push(o);
+        if threads == 1 {
+            return Ok(run(&mut self.workers[0], 0, params, states));
         }
-        Ok(outs)
+        let per = batch.div_ceil(threads);
+        let parts = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .workers
+                .iter_mut()
+                .zip(params.chunks(per))
+                .zip(states.chunks_mut(per))
+                .enumerate()
+                .map(|(t, ((w, p), s))| {
+                    let run = &run;
+                    scope.spawn(move || run(w, t * per, p, s))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a verify worker panicked"))
+                .collect::<Vec<_>>()
+        });
+        Ok(parts.into_iter().flatten().collect())
     }
 
     /// The final filtered distribution of row `row` of a `[B, V]` batch
@@ -459,4 +446,70 @@ pub fn filtered_distribution(
     state: &RowState,
 ) -> Result<Distribution> {
     CpuSampler::with_threads(1).distribution(row, row.len(), 0, params, state)
+}
+
+/// One row of [`CpuSampler::verify`] (row `r` of the batch): positions
+/// `1..=k` accepted or rejected in order, then the bonus token when every
+/// draft was accepted. `state` advances by the emitted tokens.
+#[allow(clippy::too_many_arguments)]
+fn verify_row(
+    w: &mut Worker,
+    target: &Logits<'_>,
+    vocab: usize,
+    drafts: &Drafts<'_>,
+    r: usize,
+    p: &SamplingParams,
+    state: &mut RowState,
+    logprobs: bool,
+) -> VerifyOutput {
+    let k = drafts.k;
+    let mut st = state.clone();
+    let mut o = VerifyOutput {
+        tokens: Vec::with_capacity(k + 1),
+        accepted: 0,
+        logprobs: Vec::with_capacity(k + 1),
+        status: Status::Ok,
+    };
+    let base = r * (k + 1);
+    let mut all_accepted = true;
+    for j in 0..k {
+        let raw = row_f32(target, base + j, vocab, &mut w.widened);
+        let d = drafts.tokens[r * k + j];
+        let q = drafts
+            .probs
+            .map(|q| &q[(r * k + j) * vocab..(r * k + j + 1) * vocab]);
+        match row::verify_position(raw, p, &st, &mut w.work, d, q, logprobs) {
+            Verdict::Ended(status) => {
+                o.status = status;
+                all_accepted = false;
+                break;
+            }
+            Verdict::Accepted(lp) => {
+                o.tokens.push(d);
+                o.logprobs.push(lp);
+                o.accepted += 1;
+                st.record(d);
+            }
+            Verdict::Rejected(t, lp) => {
+                o.tokens.push(t);
+                o.logprobs.push(lp);
+                st.record(t);
+                all_accepted = false;
+                break;
+            }
+        }
+    }
+    if all_accepted {
+        let raw = row_f32(target, base + k, vocab, &mut w.widened);
+        let b = row::sample_row(raw, p, &st, &mut w.work, logprobs);
+        if b.status == Status::Ok {
+            o.tokens.push(b.token);
+            o.logprobs.push(b.logprob);
+            st.record(b.token);
+        } else {
+            o.status = b.status;
+        }
+    }
+    *state = st;
+    o
 }

@@ -1065,16 +1065,8 @@ impl GpuSampler {
         batch: u32,
     ) -> Result<()> {
         let rows = batch as usize;
-        if self.dirty {
-            self.upload_params()?;
-        }
-        let filtered = self.flags[..rows]
-            .iter()
-            .any(|&x| x & (FILTERS | FLAG_TOPLP) != 0);
-        if filtered {
-            self.ensure_candidates()?;
-        }
-        let dims0 = Dims {
+        self.prepare_rows(rows, FILTERS | FLAG_TOPLP)?;
+        let dims = Dims {
             batch,
             vocab: self.cfg.vocab,
             chunks: self.chunks,
@@ -1087,22 +1079,45 @@ impl GpuSampler {
             positions: 1,
             ..Default::default()
         };
-        // The uniform changes only with the batch, dtype or offset: a decode
-        // loop over a fixed buffer uploads nothing per step.
-        if self.last_dims != Some(dims0) {
-            self.stage(Dst::Dims, 0, bytemuck::bytes_of(&dims0));
-            self.last_dims = Some(dims0);
+        self.commit_rows(rows, dims, 1);
+        Ok(())
+    }
+
+    /// The first half of a record's uploads, shared by sampling and
+    /// verification: the parameter tables when they changed, and the
+    /// candidate buffer when one of the first `rows` rows has a flag in
+    /// `needs_candidates`.
+    fn prepare_rows(&mut self, rows: usize, needs_candidates: u32) -> Result<()> {
+        if self.dirty {
+            self.upload_params()?;
         }
-        for s in &mut self.steps_bound[..rows] {
-            *s += 1;
+        if self.flags[..rows]
+            .iter()
+            .any(|&x| x & needs_candidates != 0)
+        {
+            self.ensure_candidates()?;
+        }
+        Ok(())
+    }
+
+    /// The second half: stages `dims` (the uniform changes only with the
+    /// batch, dtype, offset or verify shape, so a decode loop over a fixed
+    /// buffer uploads nothing per step), advances the host's bound on each
+    /// of the first `rows` rows' step by the `tokens` it may emit, marks
+    /// rows without a seen-token slot as untracked, and remembers the
+    /// dispatched batch (`dims.batch`, virtual rows for a verification).
+    fn commit_rows(&mut self, rows: usize, dims: Dims, tokens: u64) {
+        if self.last_dims != Some(dims) {
+            self.stage(Dst::Dims, 0, bytemuck::bytes_of(&dims));
+            self.last_dims = Some(dims);
         }
         for r in 0..rows {
+            self.steps_bound[r] += tokens;
             if self.seen_slot[r] == u32::MAX {
                 self.untracked[r] = true;
             }
         }
-        self.last_batch = batch;
-        Ok(())
+        self.last_batch = dims.batch;
     }
 
     /// Creates the candidate buffer (each chunk's `CAND` candidates and

@@ -95,15 +95,9 @@ impl GpuSampler {
                 Some(q.plan_binding(&limits, batch * k, self.cfg.vocab)?)
             }
         };
-        // The stage_uploads of sampling, for the virtual rows.
+        // The uploads of sampling (stage_uploads), for the virtual rows.
         let rows = batch as usize;
-        if self.dirty {
-            self.upload_params()?;
-        }
-        let filtered = self.flags[..rows].iter().any(|&x| x & FILTERS != 0);
-        if filtered {
-            self.ensure_candidates()?;
-        }
+        self.prepare_rows(rows, FILTERS)?;
         let ov_words = self.ov_tables * u64::from(positions) + u64::from(self.cfg.max_batch);
         self.ov_buf = self.fitted(
             self.ov_buf.clone(),
@@ -130,22 +124,12 @@ impl GpuSampler {
             q_off: qbind.map_or(0, |q| q.base),
             ..Default::default()
         };
-        if self.last_dims != Some(dims) {
-            self.stage(Dst::Dims, 0, bytemuck::bytes_of(&dims));
-            self.last_dims = Some(dims);
-        }
         self.stage(
             Dst::Lists,
             u64::from(self.lists_len) * 4,
             bytemuck::cast_slice(tokens),
         );
-        for r in 0..rows {
-            self.steps_bound[r] += u64::from(positions);
-            if self.seen_slot[r] == u32::MAX {
-                self.untracked[r] = true;
-            }
-        }
-        self.last_batch = virt as u32;
+        self.commit_rows(rows, dims, u64::from(positions));
         self.last_verify = Some((batch, positions));
         let plan = Plan::for_verify(
             &self.flags[..rows],
