@@ -42,11 +42,11 @@
 //! | SPEC step | CPU (`src/cpu/row.rs`) | GPU pass | GPU location |
 //! |---|---|---|---|
 //! | 1 input check | `check_input` | scan | `scan.wgsl:77` |
-//! | 2 masks | `apply_masks` | scan (allowed bitmask), overlay (bans, EOS) | `bindings.wgsl:311`, `overlay.wgsl:109` |
+//! | 2 masks | `apply_masks` | scan (allowed bitmask), overlay (bans, EOS) | `bindings.wgsl:320`, `overlay.wgsl:109` |
 //! | 3 logit bias | `apply_bias` | overlay | `overlay.wgsl:113` |
 //! | 4 penalties | `apply_penalties` | overlay | `overlay.wgsl:117` |
 //! | 5 greedy | `greedy` | finish | `finish.wgsl:445` |
-//! | 6 temperature | `scale_temperature`, `temperature_overflow` | scan, finish | `bindings.wgsl:356`, `finish.wgsl:450` |
+//! | 6 temperature | `scale_temperature`, `temperature_overflow` | scan, finish | `bindings.wgsl:365`, `finish.wgsl:450` |
 //! | 6-9 fused, unprocessed rows with top-k | `top_k_fused` | (scan keeps 64 candidates a chunk) | |
 //! | 7 min-p | `min_p` | finish | `finish.wgsl:486` |
 //! | 8 top-k | `top_k` | finish | `finish.wgsl:503` |
@@ -99,10 +99,12 @@ pub enum Status {
     /// Masks, bias and penalties left every token at -inf: no token.
     NoCandidates,
     /// Speculative-decoding verification only, on the GPU with draft
-    /// probabilities in a device buffer: a draft row of `q` did not sum to
-    /// 1 within 1e-3, held a negative or non-finite value, or gave its
-    /// draft token probability 0. The row emits nothing. (Host slices are
-    /// checked before anything runs and give an [`Error`] instead.)
+    /// probabilities or draft tokens in a device buffer: a draft row of `q`
+    /// did not sum to 1 within 1e-3, held a negative or non-finite value,
+    /// or gave its draft token probability 0, or a draft token read by
+    /// `GpuSampler::record_verify_device` was `>= V`. The row emits nothing
+    /// and its state does not advance. (Host slices are checked before
+    /// anything runs and give an [`Error`] instead.)
     InvalidDraft,
 }
 

@@ -74,6 +74,7 @@ fn greedy_verification_accepts_the_argmax_and_stops_at_the_first_miss() {
 /// A random verification: `b` rows, `k` drafts, V = `vocab`, row kinds
 /// mixing greedy, plain sampling, filters and penalties; drafts are the
 /// position's argmax, a likely token or a random one.
+#[derive(Clone)]
 struct Case {
     vocab: usize,
     k: usize,
@@ -489,4 +490,271 @@ fn verify_equals_cpu_at_the_extremes() {
         },
     ];
     check_equal("V = 1", &c);
+}
+
+/// Records `c` with `record_verify_device`, the drafts read from `words`
+/// (placed in a device buffer at byte offset `4 * pad`), and returns the
+/// outputs and the device states after.
+fn run_device_drafts(
+    c: &Case,
+    words: &[u32],
+    pad: usize,
+) -> (Vec<wgsample::VerifyOutput>, Vec<RowState>) {
+    use wgpu::util::DeviceExt;
+    let ctx = gpu_ctx();
+    let b = c.params.len();
+    let mut contents = vec![0xDEAD_BEEFu32; pad];
+    contents.extend_from_slice(words);
+    contents.push(0xDEAD_BEEF);
+    let dbuf = ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("drafts"),
+            contents: bytemuck::cast_slice(&contents),
+            usage: wgpu::BufferUsages::COPY_SRC,
+        });
+    let tbuf = ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("target"),
+            contents: bytemuck::cast_slice(&c.target),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+    let qbuf = c.probs.as_ref().map(|q| {
+        ctx.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("q"),
+                contents: bytemuck::cast_slice(q),
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    });
+    let mut s = sampler((b * (c.k + 1)) as u32, c.vocab as u32);
+    for r in 0..b {
+        s.set_params(r, &c.params[r]).unwrap();
+        s.set_state(r, &c.states[r]).unwrap();
+    }
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    s.record_verify_device(
+        &mut enc,
+        wgsample::gpu::LogitsView::f32(&tbuf),
+        b as u32,
+        c.k as u32,
+        &dbuf,
+        4 * pad as u64,
+        qbuf.as_ref().map(wgsample::gpu::LogitsView::f32),
+    )
+    .unwrap();
+    let got = s.submit_and_read_verify(enc).unwrap();
+    let states = (0..b).map(|r| s.read_state(r).unwrap()).collect();
+    (got, states)
+}
+
+/// Drafts read from a device buffer (`record_verify_device`) verify as
+/// the same drafts from the host do on the CPU, with and without q, at a
+/// nonzero offset; a draft `>= V` there (V itself, u32::MAX) makes only
+/// its row `InvalidDraft`, with nothing emitted and no state change.
+#[test]
+fn drafts_from_a_device_buffer_verify_like_host_drafts() {
+    for (seed, b, k, vocab, with_q) in [
+        (40u64, 6, 3, 1500, false),
+        (41, 5, 4, 50, true),
+        (42, 4, 2, 4099, true),
+    ] {
+        let c = random_case(seed, b, k, vocab, with_q);
+        let (_, want, _, cpu_states) = run_both(&c);
+        let (got, states) = run_device_drafts(&c, &c.tokens, 3);
+        for r in 0..b {
+            let what = format!("seed {seed} row {r}");
+            assert_eq!(
+                (&got[r].tokens, got[r].accepted, got[r].status),
+                (&want[r].tokens, want[r].accepted, want[r].status),
+                "{what}"
+            );
+            for (a, e) in got[r].logprobs.iter().zip(&want[r].logprobs) {
+                assert!(
+                    (a - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                    "{what}: {a} vs {e}"
+                );
+            }
+            assert_eq!(states[r].step, cpu_states[r].step, "{what}: step");
+            assert_eq!(
+                states[r].generated_len(),
+                cpu_states[r].generated_len(),
+                "{what}: n"
+            );
+        }
+        // Out-of-range drafts in rows 1 (V, last position) and 2 (u32::MAX, first).
+        let mut bad = c.tokens.clone();
+        bad[k + k - 1] = vocab as u32;
+        bad[2 * k] = u32::MAX;
+        let (got, states) = run_device_drafts(&c, &bad, 1);
+        for r in 0..b {
+            let what = format!("seed {seed} bad drafts, row {r}");
+            if r == 1 || r == 2 {
+                assert_eq!(got[r].status, Status::InvalidDraft, "{what}");
+                assert!(
+                    got[r].tokens.is_empty() && got[r].accepted == 0,
+                    "{what}: {:?}",
+                    got[r]
+                );
+                assert_eq!(states[r].step, c.states[r].step, "{what}: no advance");
+                assert_eq!(
+                    states[r].generated_len(),
+                    c.states[r].generated_len(),
+                    "{what}: n"
+                );
+            } else {
+                assert_eq!(
+                    (&got[r].tokens, got[r].accepted, got[r].status),
+                    (&want[r].tokens, want[r].accepted, want[r].status),
+                    "{what}"
+                );
+            }
+        }
+    }
+}
+
+/// The engine's flow: a draft sampler's tokens go from its output buffer
+/// (the first `B` words, `[B, 1]` drafts) straight into the target's
+/// verification, never through the host, and give what the host path
+/// gives with the same tokens read back.
+#[test]
+fn a_draft_samplers_output_buffer_feeds_record_verify_device() {
+    let (b, vocab) = (5usize, 700usize);
+    let c = random_case(50, b, 1, vocab, false);
+    let ctx = gpu_ctx();
+    let mut draft = sampler(b as u32, vocab as u32);
+    for r in 0..b {
+        draft
+            .set_params(
+                r,
+                &SamplingParams {
+                    temperature: 1.0,
+                    seed: 9 + r as u64,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    // The draft model's logits: the target's first positions, noised.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+    let mut dlogits = Vec::new();
+    for r in 0..b {
+        let row = &c.target[r * 2 * vocab..][..vocab];
+        dlogits.extend(
+            row.iter()
+                .map(|&x| x + support::logits::normal_logit(&mut rng, 1.0)),
+        );
+    }
+    let drafted: Vec<u32> = draft
+        .sample_host(Logits::F32(&dlogits), b as u32)
+        .unwrap()
+        .iter()
+        .map(|o| o.token)
+        .collect();
+    let mut host = c.clone();
+    host.tokens = drafted.clone();
+    let (_, want, _, _) = run_both(&host);
+    // Sample the same step again on the device (same seeds and step, so the
+    // same tokens) and verify straight from the output buffer.
+    for r in 0..b {
+        draft.set_state(r, &RowState::default()).unwrap();
+    }
+    use wgpu::util::DeviceExt;
+    let dl = ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&dlogits),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+    let tbuf = ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&c.target),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+    let mut target = sampler((2 * b) as u32, vocab as u32);
+    for r in 0..b {
+        target.set_params(r, &c.params[r]).unwrap();
+        target.set_state(r, &c.states[r]).unwrap();
+    }
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    draft
+        .record(&mut enc, wgsample::gpu::LogitsView::f32(&dl), b as u32)
+        .unwrap();
+    target
+        .record_verify_device(
+            &mut enc,
+            wgsample::gpu::LogitsView::f32(&tbuf),
+            b as u32,
+            1,
+            draft.output_buffer(),
+            0,
+            None,
+        )
+        .unwrap();
+    let got = target.submit_and_read_verify(enc).unwrap();
+    for r in 0..b {
+        assert_eq!(
+            (&got[r].tokens, got[r].accepted, got[r].status),
+            (&want[r].tokens, want[r].accepted, want[r].status),
+            "row {r} (draft {})",
+            drafted[r]
+        );
+    }
+}
+
+/// Bad device-draft arguments are errors before anything is recorded.
+#[test]
+fn device_draft_arguments_are_checked() {
+    use wgpu::util::DeviceExt;
+    let ctx = gpu_ctx();
+    let vocab = 64usize;
+    let target = vec![0.5f32; 2 * 3 * vocab];
+    let tbuf = ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&target),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+    let mk = |words: usize, usage| {
+        ctx.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: bytemuck::cast_slice(&vec![1u32; words]),
+                usage,
+            })
+    };
+    let good = mk(8, wgpu::BufferUsages::COPY_SRC);
+    let small = mk(3, wgpu::BufferUsages::COPY_SRC);
+    let no_copy = mk(8, wgpu::BufferUsages::STORAGE);
+    let mut s = sampler(8, vocab as u32);
+    let view = wgsample::gpu::LogitsView::f32(&tbuf);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let cases: [(&wgpu::Buffer, u64, u32, &str); 5] = [
+        (&good, 2, 2, "multiple of 4"),
+        (&small, 0, 2, "holds 12 bytes"),
+        (&good, 20, 2, "holds 32 bytes"),
+        (&no_copy, 0, 2, "COPY_SRC"),
+        (&good, 0, 0, "1 to 32"),
+    ];
+    for (buf, off, k, msg) in cases {
+        let e = s
+            .record_verify_device(&mut enc, view, 2, k, buf, off, None)
+            .unwrap_err();
+        assert!(e.to_string().contains(msg), "offset {off} k {k}: {e}");
+    }
+    // And a good one still works on the same encoder.
+    s.record_verify_device(&mut enc, view, 2, 2, &good, 0, None)
+        .unwrap();
+    let out = s.submit_and_read_verify(enc).unwrap();
+    assert_eq!(out.len(), 2);
+    assert!(
+        out.iter()
+            .all(|o| o.status == Status::Ok && !o.tokens.is_empty()),
+        "{out:?}"
+    );
 }

@@ -8,7 +8,9 @@
 // token. With draft probabilities, first merges each position's chunk
 // partials from recover.wgsl (fixed order) and checks q: a row of q that
 // does not sum to 1 within 1e-3, holds a bad value or gives its draft
-// token 0 makes the row's status ST_BAD_DRAFT, with nothing emitted.
+// token 0 makes the row's status ST_BAD_DRAFT, with nothing emitted. So
+// does a draft token >= V (possible only for drafts recorded from a device
+// buffer; the host path refuses them before recording).
 
 const MAX_POS: u32 = 33u;
 var<workgroup> wg_rec: array<u32, 32>;
@@ -89,6 +91,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 if (wg_bad[j] != 0u) {
                     status = ST_BAD_DRAFT;
                 }
+            }
+        }
+        for (var j = 0u; j < k; j++) {
+            if (draft_raw(b, j) >= dims.vocab) {
+                status = ST_BAD_DRAFT;
             }
         }
         var done = status != ST_OK;

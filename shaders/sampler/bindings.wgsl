@@ -163,9 +163,18 @@ fn row_n(vr: u32) -> u32 {
     return state[st_n(prow(vr))] + vpos(vr);
 }
 
-// Draft token i (0-based) of row b.
-fn draft_token(b: u32, i: u32) -> u32 {
+// Draft token i (0-based) of row b as stored: drafts recorded from a
+// device buffer (record_verify_device) are not checked on the host, so
+// this may be >= V; accept.wgsl turns such a row into ST_BAD_DRAFT.
+fn draft_raw(b: u32, i: u32) -> u32 {
     return lists[dims.drafts_off + b * (dims.positions - 1u) + i];
+}
+
+// Draft token i of row b clamped into 0..V, so that the passes before
+// accept.wgsl index their own row's tables and q in bounds for a row whose
+// result accept.wgsl then discards.
+fn draft_token(b: u32, i: u32) -> u32 {
+    return min(draft_raw(b, i), dims.vocab - 1u);
 }
 
 // The token the Gumbel-max skips: verification without draft

@@ -25,6 +25,15 @@ use crate::{Error, Logits, NO_TOKEN, Result, Status};
 /// The largest `k` (draft tokens per row) a GPU verification takes.
 pub const MAX_DRAFT_TOKENS: u32 = 32;
 
+/// Where a recorded verification's draft tokens come from.
+enum DraftSource<'a> {
+    /// Checked on the host and staged with the other uploads.
+    Host(&'a [u32]),
+    /// A device buffer and byte offset, copied in the encoder; checked in
+    /// accept.wgsl.
+    Device(&'a wgpu::Buffer, u64),
+}
+
 impl GpuSampler {
     /// Records a verification of rows `0..batch` into `encoder`: `target`
     /// views the `[batch, k + 1, V]` target logits (f32, f16 or bf16, any
@@ -55,6 +64,98 @@ impl GpuSampler {
             )));
         }
         let k = (tokens.len() / batch as usize) as u32;
+        if let Some(d) = tokens.iter().find(|&&d| d >= self.cfg.vocab) {
+            return Err(Error::InvalidArgument(format!(
+                "draft token {d} is not a token id (vocab size is {})",
+                self.cfg.vocab
+            )));
+        }
+        self.record_verify_from(encoder, target, batch, k, DraftSource::Host(tokens), probs)
+    }
+
+    /// [`GpuSampler::record_verify`] with the `[batch, k]` draft tokens
+    /// (u32, row-major) read from a device buffer at byte `offset`, for
+    /// example a draft model's sampled tokens, so that no draft goes
+    /// through the host. The `batch * k * 4` bytes are copied into the
+    /// sampler's own buffer at the start of the recorded work
+    /// (`copy_buffer_to_buffer`), so `drafts` needs
+    /// [`wgpu::BufferUsages::COPY_SRC`] and must hold its values when the
+    /// encoder runs. A draft token `>= V` cannot be refused here: its row
+    /// gets [`Status::InvalidDraft`] on the device, emits nothing and does
+    /// not advance; the other rows are unaffected.
+    ///
+    /// Errors (nothing is recorded): those of [`GpuSampler::record_verify`]
+    /// other than the host-side token check, an `offset` not a multiple of
+    /// 4, `drafts` too small for `batch * k` tokens at `offset`, without
+    /// `COPY_SRC`, or the sampler's own lists buffer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_verify_device(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        target: LogitsView<'_>,
+        batch: u32,
+        k: u32,
+        drafts: &wgpu::Buffer,
+        offset: u64,
+        probs: Option<LogitsView<'_>>,
+    ) -> Result<()> {
+        let bytes = u64::from(batch) * u64::from(k) * 4;
+        if !offset.is_multiple_of(4) {
+            return Err(Error::InvalidArgument(format!(
+                "the draft tokens' offset {offset} is not a multiple of 4"
+            )));
+        }
+        if offset
+            .checked_add(bytes)
+            .is_none_or(|end| end > drafts.size())
+        {
+            return Err(Error::InvalidArgument(format!(
+                "the draft-token buffer holds {} bytes; {batch} rows of {k} u32 drafts at offset \
+                 {offset} need {}",
+                drafts.size(),
+                offset.saturating_add(bytes)
+            )));
+        }
+        if !drafts.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+            return Err(Error::InvalidArgument(
+                "the draft-token buffer needs BufferUsages::COPY_SRC (it is copied into the \
+                 sampler's lists)"
+                    .into(),
+            ));
+        }
+        if *drafts == self.lists_buf {
+            return Err(Error::InvalidArgument(
+                "the draft tokens are in the sampler's own lists buffer; copy them to a buffer \
+                 of your own first"
+                    .into(),
+            ));
+        }
+        self.record_verify_from(
+            encoder,
+            target,
+            batch,
+            k,
+            DraftSource::Device(drafts, offset),
+            probs,
+        )
+    }
+
+    /// The body of both `record_verify` forms, once the drafts' shape is
+    /// known: `batch` rows of `k` drafts from `source`.
+    fn record_verify_from(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        target: LogitsView<'_>,
+        batch: u32,
+        k: u32,
+        source: DraftSource<'_>,
+        probs: Option<LogitsView<'_>>,
+    ) -> Result<()> {
+        if batch == 0 {
+            return Err(Error::InvalidArgument(
+                "batch must be at least 1 (no rows to verify)".into(),
+            ));
+        }
         if k == 0 || k > MAX_DRAFT_TOKENS {
             return Err(Error::InvalidArgument(format!(
                 "verify takes 1 to {MAX_DRAFT_TOKENS} draft tokens per row on the GPU, got k = {k}"
@@ -67,12 +168,6 @@ impl GpuSampler {
                 "verifying {batch} rows of {k} drafts takes batch x (k + 1) = {virt} rows of the \
                  sampler, above its max_batch ({}); create it with max_batch >= {virt}",
                 self.cfg.max_batch
-            )));
-        }
-        if let Some(d) = tokens.iter().find(|&&d| d >= self.cfg.vocab) {
-            return Err(Error::InvalidArgument(format!(
-                "draft token {d} is not a token id (vocab size is {})",
-                self.cfg.vocab
             )));
         }
         // Only the real rows emit tokens (the virtual ones are positions).
@@ -124,11 +219,6 @@ impl GpuSampler {
             q_off: qbind.map_or(0, |q| q.base),
             ..Default::default()
         };
-        self.stage(
-            Dst::Lists,
-            u64::from(self.lists_len) * 4,
-            bytemuck::cast_slice(tokens),
-        );
         self.commit_rows(rows, dims, u64::from(positions));
         self.last_verify = Some((batch, positions));
         let plan = Plan::for_verify(
@@ -154,6 +244,19 @@ impl GpuSampler {
             })?),
             _ => None,
         };
+        let at = u64::from(self.lists_len) * 4;
+        match source {
+            DraftSource::Host(tokens) => self.stage(Dst::Lists, at, bytemuck::cast_slice(tokens)),
+            // Before encode's staged writes, which touch only the lists
+            // before `at` (prepare_rows above has sized lists_buf).
+            DraftSource::Device(buf, offset) => encoder.copy_buffer_to_buffer(
+                buf,
+                offset,
+                &self.lists_buf,
+                at,
+                u64::from(batch) * u64::from(k) * 4,
+            ),
+        }
         debug_assert!(plan.passes.iter().any(|d| d.pass == idx::ACCEPT));
         self.encode(encoder, target.buffer, &bind, &plan, None, q_group.as_ref())
     }
