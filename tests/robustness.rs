@@ -214,3 +214,175 @@ fn the_samplers_own_output_as_logits_is_an_error() {
     let out = sampler.sample(LogitsView::f32(&buf), 1).unwrap();
     assert_eq!((out[0].status, out[0].token), (Status::Ok, 1));
 }
+
+/// A buffer of `logits` as f32, then destroyed: binding it fails inside
+/// `record` after every check `validate` makes.
+fn destroyed_buffer(ctx: &GpuContext, logits: &[f32]) -> wgpu::Buffer {
+    let b = logits_buffer(ctx, logits);
+    b.destroy();
+    b
+}
+
+#[test]
+fn a_record_that_fails_to_bind_changes_nothing() {
+    // The parameters set before a record whose bind group cannot be made
+    // (a destroyed logits buffer) must still reach the device on the next
+    // record: the failed call records nothing and keeps its uploads queued.
+    let ctx = gpu_ctx();
+    let v = 64usize;
+    let mut logits = vec![0.0f32; v];
+    logits[3] = 50.0;
+    let buf = logits_buffer(ctx, &logits);
+    let gone = destroyed_buffer(ctx, &logits);
+    let mut sampler = GpuSampler::new(ctx, SamplerConfig::new(2, v as u32)).unwrap();
+    let first = sampler.sample(LogitsView::f32(&buf), 1).unwrap();
+    assert_eq!(first[0].token, 3, "default params pick the peak");
+    // Greedy with a bias that moves the argmax to token 9.
+    let params = SamplingParams {
+        temperature: 0.0,
+        logit_bias: vec![(9, 100.0)],
+        ..Default::default()
+    };
+    sampler.set_params(0, &params).unwrap();
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let e = sampler
+        .record(&mut enc, LogitsView::f32(&gone), 1)
+        .expect_err("a destroyed logits buffer cannot be bound");
+    assert!(
+        matches!(e, wgsample::Error::Wgpu { .. } | wgsample::Error::Gpu(_)),
+        "{e}"
+    );
+    drop(enc);
+    let before = sampler.read_state(0).unwrap();
+    assert_eq!(before.step, 1, "the failed record advanced nothing");
+    let out = sampler.sample(LogitsView::f32(&buf), 1).unwrap();
+    assert_eq!(
+        (out[0].status, out[0].token),
+        (Status::Ok, 9),
+        "the new params reached the device"
+    );
+
+    // The same for a verification whose draft probabilities cannot be bound.
+    let k = 1usize;
+    let target: Vec<f32> = (0..(k + 1) * v)
+        .map(|i| ((i * 13) % 29) as f32 * 0.1)
+        .collect();
+    let tbuf = logits_buffer(ctx, &target);
+    let q: Vec<f32> = vec![1.0 / v as f32; k * v];
+    let qgone = destroyed_buffer(ctx, &q);
+    let qbuf = logits_buffer(ctx, &q);
+    let sparams = SamplingParams {
+        seed: 5,
+        top_k: 7,
+        ..Default::default()
+    };
+    sampler.set_params(0, &sparams).unwrap();
+    let state = sampler.read_state(0).unwrap();
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    sampler
+        .record_verify(
+            &mut enc,
+            LogitsView::f32(&tbuf),
+            1,
+            &[4],
+            Some(LogitsView::f32(&qgone)),
+        )
+        .expect_err("destroyed draft probabilities cannot be bound");
+    drop(enc);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    sampler
+        .record_verify(
+            &mut enc,
+            LogitsView::f32(&tbuf),
+            1,
+            &[4],
+            Some(LogitsView::f32(&qbuf)),
+        )
+        .unwrap();
+    let g = sampler.submit_and_read_verify(enc).unwrap();
+    let mut cpu = CpuSampler::new();
+    let mut states = vec![state];
+    let c = cpu
+        .verify(
+            Logits::F32(&target),
+            v,
+            &wgsample::Drafts {
+                k,
+                tokens: &[4],
+                probs: Some(&q),
+            },
+            &[sparams],
+            &mut states,
+        )
+        .unwrap();
+    assert_eq!(
+        g[0].tokens, c[0].tokens,
+        "the verification after the failed one"
+    );
+    assert_eq!(g[0].accepted, c[0].accepted);
+}
+
+#[test]
+fn a_failed_record_does_not_use_up_a_rows_capacity() {
+    // A row with penalties may emit max_seen_tokens tokens; a record or a
+    // verification that wgpu refused emitted none, so the steps that fit
+    // before it still fit after it.
+    let ctx = gpu_ctx();
+    let v = 32usize;
+    let logits: Vec<f32> = (0..2 * v).map(|i| ((i * 7) % 11) as f32 * 0.3).collect();
+    let buf = logits_buffer(ctx, &logits);
+    let gone = destroyed_buffer(ctx, &logits);
+    let q = vec![1.0 / v as f32; v];
+    let qbuf = logits_buffer(ctx, &q);
+    let qgone = destroyed_buffer(ctx, &q);
+    let params = SamplingParams {
+        seed: 3,
+        repetition_penalty: 1.3,
+        ..Default::default()
+    };
+    let mut cfg = SamplerConfig::new(2, v as u32);
+    cfg.max_seen_tokens = 2;
+
+    // Sampling: room for two steps.
+    let mut sampler = GpuSampler::new(ctx, cfg).unwrap();
+    sampler.set_params(0, &params).unwrap();
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    sampler
+        .record(&mut enc, LogitsView::f32(&gone), 1)
+        .expect_err("a destroyed logits buffer cannot be bound");
+    drop(enc);
+    for step in 0..2 {
+        let out = sampler.sample(LogitsView::f32(&buf), 1);
+        assert!(out.is_ok(), "step {step}: {:?}", out.err());
+    }
+    assert!(
+        sampler.sample(LogitsView::f32(&buf), 1).is_err(),
+        "a third step is over capacity"
+    );
+
+    // Verification of one draft: room for exactly one (2 tokens).
+    let mut sampler = GpuSampler::new(ctx, cfg).unwrap();
+    sampler.set_params(0, &params).unwrap();
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    sampler
+        .record_verify(
+            &mut enc,
+            LogitsView::f32(&buf),
+            1,
+            &[4],
+            Some(LogitsView::f32(&qgone)),
+        )
+        .expect_err("destroyed draft probabilities cannot be bound");
+    drop(enc);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let r = sampler.record_verify(
+        &mut enc,
+        LogitsView::f32(&buf),
+        1,
+        &[4],
+        Some(LogitsView::f32(&qbuf)),
+    );
+    assert!(r.is_ok(), "the verification that fits: {:?}", r.err());
+    let out = sampler.submit_and_read_verify(enc).unwrap();
+    assert_eq!(out[0].status, Status::Ok);
+}

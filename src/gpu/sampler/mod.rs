@@ -940,8 +940,12 @@ impl GpuSampler {
     /// Errors (nothing is recorded): batch 0 or above `max_batch`, one of
     /// the sampler's own buffers as `logits`, an offset not a multiple of
     /// 4 (or one whose end overflows u64), a buffer too small or without
-    /// `STORAGE` usage, a binding beyond `max_storage_buffer_binding_size`, or a row
-    /// with penalties at its `max_seen_tokens` capacity.
+    /// `STORAGE` usage, a binding beyond `max_storage_buffer_binding_size`, a row
+    /// with penalties at its `max_seen_tokens` capacity, or a buffer wgpu
+    /// refuses to bind (destroyed, say: [`Error::Wgpu`]). After an error the
+    /// sampler is as before the call: its parameter and state changes are
+    /// still queued for the next record, and no step was counted against a
+    /// row's capacity; the encoder holds nothing of the call.
     pub fn record(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
@@ -1066,6 +1070,7 @@ impl GpuSampler {
     ) -> Result<()> {
         let rows = batch as usize;
         self.prepare_rows(rows, FILTERS | FLAG_TOPLP)?;
+        self.ensure_bind_group(logits.buffer, bind)?;
         let dims = Dims {
             batch,
             vocab: self.cfg.vocab,
@@ -1150,6 +1155,34 @@ impl GpuSampler {
         Ok(())
     }
 
+    /// Makes (or finds in the cache) the bind group of `logits` at `bind`
+    /// over the sampler's current buffers. The one step of a record that
+    /// wgpu can refuse after the checks (a destroyed or foreign buffer), so
+    /// the record paths call it before they change any state: a failed
+    /// record leaves the queued uploads and the step bounds as they were.
+    fn ensure_bind_group(&mut self, logits: &wgpu::Buffer, bind: &LogitsBinding) -> Result<()> {
+        let cached = self.bind_cache.as_ref().is_some_and(|c| {
+            c.logits == *logits
+                && c.offset == bind.offset
+                && c.size == bind.size
+                && c.buffers_gen == self.buffers_gen
+        });
+        if !cached {
+            let device = self.ctx.device.clone();
+            let group = scoped(&device, "creating the sampler's bind group", || {
+                Ok(self.bind_group(logits, bind.offset, bind.size))
+            })?;
+            self.bind_cache = Some(BindCache {
+                logits: logits.clone(),
+                offset: bind.offset,
+                size: bind.size,
+                buffers_gen: self.buffers_gen,
+                group,
+            });
+        }
+        Ok(())
+    }
+
     /// Records the queued uploads, then the plan's dispatches (each in a
     /// debug group named by its label) into `encoder`.
     fn encode(
@@ -1162,27 +1195,11 @@ impl GpuSampler {
         q_group: Option<&wgpu::BindGroup>,
     ) -> Result<()> {
         let device = self.ctx.device.clone();
+        // A cache hit: the callers bind before they commit the step.
+        self.ensure_bind_group(logits, bind)?;
         self.encode_pending(encoder);
         self.pending.clear();
         self.pending_copies.clear();
-        let cached = self.bind_cache.as_ref().is_some_and(|c| {
-            c.logits == *logits
-                && c.offset == bind.offset
-                && c.size == bind.size
-                && c.buffers_gen == self.buffers_gen
-        });
-        if !cached {
-            let group = scoped(&device, "creating the sampler's bind group", || {
-                Ok(self.bind_group(logits, bind.offset, bind.size))
-            })?;
-            self.bind_cache = Some(BindCache {
-                logits: logits.clone(),
-                offset: bind.offset,
-                size: bind.size,
-                buffers_gen: self.buffers_gen,
-                group,
-            });
-        }
         let bg = &self.bind_cache.as_ref().expect("set above").group;
         scoped(&device, "recording the sampling passes", || {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {

@@ -219,8 +219,6 @@ impl GpuSampler {
             q_off: qbind.map_or(0, |q| q.base),
             ..Default::default()
         };
-        self.commit_rows(rows, dims, u64::from(positions));
-        self.last_verify = Some((batch, positions));
         let plan = Plan::for_verify(
             &self.flags[..rows],
             self.chunks,
@@ -228,6 +226,8 @@ impl GpuSampler {
             positions,
             qbind.is_some(),
         );
+        // The bind groups before the step is committed: wgpu may refuse
+        // them (a destroyed buffer), and a failed record changes nothing.
         let device = self.ctx.device.clone();
         let q_group = match (probs, qbind) {
             (Some(q), Some(qb)) => Some(scoped(&device, "creating the verify bind group", || {
@@ -244,6 +244,9 @@ impl GpuSampler {
             })?),
             _ => None,
         };
+        self.ensure_bind_group(target.buffer, &bind)?;
+        self.commit_rows(rows, dims, u64::from(positions));
+        self.last_verify = Some((batch, positions));
         let at = u64::from(self.lists_len) * 4;
         match source {
             DraftSource::Host(tokens) => self.stage(Dst::Lists, at, bytemuck::cast_slice(tokens)),
