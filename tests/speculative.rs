@@ -12,6 +12,8 @@
 
 mod support;
 
+use support::stats::{chi2_merged, chi2_quantile};
+
 use rand::{Rng, SeedableRng};
 use wgsample::decode::{
     SpecConfig, SpecOutput, StopReason, Verifier, bigram_logits_cpu, speculative_decode,
@@ -160,45 +162,9 @@ fn greedy_speculative_decoding_equals_plain_greedy_decoding() {
     assert!(rejected > 20, "only {rejected} rejected drafts");
 }
 
-/// Chi-square statistic of `counts` against probabilities `p` (bins with
-/// an expected count below 5 pooled), and its degrees of freedom. A count
-/// where `p` is 0 makes the statistic infinite.
-fn chi_square(counts: &[u64], p: &[f64]) -> (f64, usize) {
-    let n: u64 = counts.iter().sum();
-    let (mut stat, mut bins) = (0.0, 0usize);
-    let (mut pooled_obs, mut pooled_exp) = (0.0, 0.0);
-    for (&c, &pi) in counts.iter().zip(p) {
-        let e = pi * n as f64;
-        if pi == 0.0 && c > 0 {
-            return (f64::INFINITY, 1);
-        }
-        if e >= 5.0 {
-            stat += (c as f64 - e).powi(2) / e;
-            bins += 1;
-        } else {
-            pooled_obs += c as f64;
-            pooled_exp += e;
-        }
-    }
-    if pooled_exp >= 5.0 {
-        stat += (pooled_obs - pooled_exp).powi(2) / pooled_exp;
-        bins += 1;
-    } else if pooled_exp > 0.0 {
-        // Too little mass to test on its own: still count it.
-        stat += (pooled_obs - pooled_exp).powi(2) / pooled_exp.max(1.0);
-    }
-    (stat, bins.saturating_sub(1).max(1))
-}
-
-/// The chi-square critical value at p = 1e-4 for 1 to 20 degrees of
-/// freedom.
-fn critical(df: usize) -> f64 {
-    const C: [f64; 20] = [
-        15.14, 18.42, 21.11, 23.51, 25.74, 27.86, 29.88, 31.83, 33.72, 35.56, 37.37, 39.13, 40.87,
-        42.58, 44.26, 45.92, 47.57, 49.19, 50.80, 52.39,
-    ];
-    C[df - 1]
-}
+/// Standard normal quantile at `1 - 1e-4`: these checks reject at
+/// p = 1e-4.
+const Z_1E4: f64 = 3.719_016;
 
 /// The filtered target distribution after `state` at the bigram row of
 /// `last`, dense over `V`.
@@ -308,13 +274,15 @@ fn sampled_tokens_follow_the_target_distribution() {
     let check = |name: &str, counts: &[Vec<u64>; 2]| -> bool {
         let mut ok = true;
         for (i, (c, p)) in counts.iter().zip([&p1, &p2]).enumerate() {
-            let (stat, df) = chi_square(c, p);
+            let n: u64 = c.iter().sum();
+            let expected: Vec<f64> = p.iter().map(|&pi| pi * n as f64).collect();
+            let (stat, df) = chi2_merged(c, &expected);
+            let limit = chi2_quantile(df.max(1) as f64, Z_1E4);
             eprintln!(
-                "{name}: token {}: chi-square {stat:.1} (df {df}, limit {})",
-                i + 1,
-                critical(df)
+                "{name}: token {}: chi-square {stat:.1} (df {df}, limit {limit:.1})",
+                i + 1
             );
-            ok &= stat <= critical(df);
+            ok &= stat <= limit;
         }
         ok
     };

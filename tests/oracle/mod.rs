@@ -535,43 +535,11 @@ pub fn check_distribution(got: &Distribution, want: &OracleOut) -> Result<(), St
     Ok(())
 }
 
-/// Wilson–Hilferty approximation of the chi-square quantile with `df`
-/// degrees of freedom at the standard-normal quantile `z`
-/// (z = 3.090232 for 0.999).
-pub fn chi2_quantile(df: f64, z: f64) -> f64 {
-    let a = 2.0 / (9.0 * df);
-    df * (1.0 - a + z * a.sqrt()).powi(3)
-}
-
-/// Chi-square goodness of fit of `observed` counts against `expected`
-/// counts, merging the smallest bins until each merged bin expects >= 5.
-/// Returns (statistic, degrees of freedom).
-pub fn chi2_merged(observed: &[u64], expected: &[f64]) -> (f64, usize) {
-    let mut bins: Vec<(f64, f64)> = expected
-        .iter()
-        .zip(observed)
-        .map(|(&e, &o)| (e, o as f64))
-        .collect();
-    bins.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
-    let mut merged: Vec<(f64, f64)> = Vec::new();
-    let mut cur = (0.0, 0.0);
-    for (e, o) in bins {
-        cur.0 += e;
-        cur.1 += o;
-        if cur.0 >= 5.0 {
-            merged.push(cur);
-            cur = (0.0, 0.0);
-        }
-    }
-    if cur.0 > 0.0 || cur.1 > 0.0 {
-        match merged.last_mut() {
-            Some(last) => {
-                last.0 += cur.0;
-                last.1 += cur.1;
-            }
-            None => merged.push(cur),
-        }
-    }
-    let stat = merged.iter().map(|&(e, o)| (o - e) * (o - e) / e).sum();
-    (stat, merged.len().saturating_sub(1))
-}
+// The one chi-square implementation (tests/support/stats.rs), by path: some
+// test binaries have `oracle` without `support`. Where a binary has both,
+// the file is compiled twice, which is what clippy's lint points out.
+#[allow(clippy::duplicate_mod)]
+#[path = "../support/stats.rs"]
+mod stats;
+#[allow(unused_imports)] // not every binary that includes the oracle tests distributions
+pub use stats::{chi2_merged, chi2_quantile};

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod logits;
+pub mod stats;
 pub mod verify;
 
 use std::sync::OnceLock;

@@ -11,6 +11,7 @@
 //! drawn from fixed seeds, so a failure reproduces.
 #![allow(dead_code)]
 
+use super::stats::{chi2_merged, chi2_quantile};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use wgsample::{Drafts, Logits, Result, RowOutput, RowState, SamplingParams, Status, VerifyOutput};
@@ -33,60 +34,11 @@ pub type SampleFn<'a> =
 /// at p = 1e-5.
 pub const Z_1E5: f64 = 4.264_890_8;
 
-/// Wilson–Hilferty approximation of the chi-square quantile with `df`
-/// degrees of freedom at the standard-normal quantile `z`.
-pub fn chi2_quantile(df: f64, z: f64) -> f64 {
-    let a = 2.0 / (9.0 * df);
-    df * (1.0 - a + z * a.sqrt()).powi(3)
-}
-
-/// Chi-square statistic of `observed` against `expected` counts, merging
-/// the smallest bins until each expects at least 5. Returns (statistic,
-/// degrees of freedom). Observations in bins that expect 0 make the
-/// statistic infinite.
-pub fn chi2(observed: &[u64], expected: &[f64]) -> (f64, usize) {
-    if observed
-        .iter()
-        .zip(expected)
-        .any(|(&o, &e)| e == 0.0 && o > 0)
-    {
-        return (f64::INFINITY, 1);
-    }
-    let mut bins: Vec<(f64, f64)> = expected
-        .iter()
-        .zip(observed)
-        .filter(|(e, _)| **e > 0.0)
-        .map(|(&e, &o)| (e, o as f64))
-        .collect();
-    bins.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
-    let mut merged: Vec<(f64, f64)> = Vec::new();
-    let mut cur = (0.0, 0.0);
-    for (e, o) in bins {
-        cur.0 += e;
-        cur.1 += o;
-        if cur.0 >= 5.0 {
-            merged.push(cur);
-            cur = (0.0, 0.0);
-        }
-    }
-    if cur.0 > 0.0 || cur.1 > 0.0 {
-        match merged.last_mut() {
-            Some(last) => {
-                last.0 += cur.0;
-                last.1 += cur.1;
-            }
-            None => merged.push(cur),
-        }
-    }
-    let stat = merged.iter().map(|&(e, o)| (o - e) * (o - e) / e).sum();
-    (stat, merged.len().saturating_sub(1))
-}
-
 /// Checks `observed` against `n * probs` at p = 1e-5; `what` names it.
 fn chi2_check(what: &str, observed: &[u64], probs: &[f64]) -> std::result::Result<String, String> {
     let n: u64 = observed.iter().sum();
     let expected: Vec<f64> = probs.iter().map(|p| p * n as f64).collect();
-    let (stat, df) = chi2(observed, &expected);
+    let (stat, df) = chi2_merged(observed, &expected);
     if df == 0 {
         return if stat.is_finite() {
             Ok(format!("{what}: one bin"))
