@@ -223,6 +223,40 @@ fn destroyed_buffer(ctx: &GpuContext, logits: &[f32]) -> wgpu::Buffer {
     b
 }
 
+/// Records one step of row 0 from `gone` (a destroyed buffer) and checks
+/// that wgpu's refusal comes back as an error; the encoder is dropped.
+fn record_refused(ctx: &GpuContext, sampler: &mut GpuSampler, gone: &wgpu::Buffer) {
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let e = sampler
+        .record(&mut enc, LogitsView::f32(gone), 1)
+        .expect_err("a destroyed logits buffer cannot be bound");
+    assert!(
+        matches!(e, wgsample::Error::Wgpu { .. } | wgsample::Error::Gpu(_)),
+        "{e}"
+    );
+}
+
+/// Records a verification of row 0's draft `[4]` against `target` with
+/// `qgone` (destroyed) as the draft probabilities, and checks that it is an
+/// error; the encoder is dropped.
+fn verify_refused(
+    ctx: &GpuContext,
+    sampler: &mut GpuSampler,
+    target: &wgpu::Buffer,
+    qgone: &wgpu::Buffer,
+) {
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    sampler
+        .record_verify(
+            &mut enc,
+            LogitsView::f32(target),
+            1,
+            &[4],
+            Some(LogitsView::f32(qgone)),
+        )
+        .expect_err("destroyed draft probabilities cannot be bound");
+}
+
 #[test]
 fn a_record_that_fails_to_bind_changes_nothing() {
     // The parameters set before a record whose bind group cannot be made
@@ -244,15 +278,7 @@ fn a_record_that_fails_to_bind_changes_nothing() {
         ..Default::default()
     };
     sampler.set_params(0, &params).unwrap();
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    let e = sampler
-        .record(&mut enc, LogitsView::f32(&gone), 1)
-        .expect_err("a destroyed logits buffer cannot be bound");
-    assert!(
-        matches!(e, wgsample::Error::Wgpu { .. } | wgsample::Error::Gpu(_)),
-        "{e}"
-    );
-    drop(enc);
+    record_refused(ctx, &mut sampler, &gone);
     let before = sampler.read_state(0).unwrap();
     assert_eq!(before.step, 1, "the failed record advanced nothing");
     let out = sampler.sample(LogitsView::f32(&buf), 1).unwrap();
@@ -278,17 +304,7 @@ fn a_record_that_fails_to_bind_changes_nothing() {
     };
     sampler.set_params(0, &sparams).unwrap();
     let state = sampler.read_state(0).unwrap();
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    sampler
-        .record_verify(
-            &mut enc,
-            LogitsView::f32(&tbuf),
-            1,
-            &[4],
-            Some(LogitsView::f32(&qgone)),
-        )
-        .expect_err("destroyed draft probabilities cannot be bound");
-    drop(enc);
+    verify_refused(ctx, &mut sampler, &tbuf, &qgone);
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     sampler
         .record_verify(
@@ -346,11 +362,7 @@ fn a_failed_record_does_not_use_up_a_rows_capacity() {
     // Sampling: room for two steps.
     let mut sampler = GpuSampler::new(ctx, cfg).unwrap();
     sampler.set_params(0, &params).unwrap();
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    sampler
-        .record(&mut enc, LogitsView::f32(&gone), 1)
-        .expect_err("a destroyed logits buffer cannot be bound");
-    drop(enc);
+    record_refused(ctx, &mut sampler, &gone);
     for step in 0..2 {
         let out = sampler.sample(LogitsView::f32(&buf), 1);
         assert!(out.is_ok(), "step {step}: {:?}", out.err());
@@ -363,17 +375,7 @@ fn a_failed_record_does_not_use_up_a_rows_capacity() {
     // Verification of one draft: room for exactly one (2 tokens).
     let mut sampler = GpuSampler::new(ctx, cfg).unwrap();
     sampler.set_params(0, &params).unwrap();
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    sampler
-        .record_verify(
-            &mut enc,
-            LogitsView::f32(&buf),
-            1,
-            &[4],
-            Some(LogitsView::f32(&qgone)),
-        )
-        .expect_err("destroyed draft probabilities cannot be bound");
-    drop(enc);
+    verify_refused(ctx, &mut sampler, &buf, &qgone);
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     let r = sampler.record_verify(
         &mut enc,
