@@ -3,10 +3,18 @@
 # no Vulkan loader or driver is present. Shared by scripts/test.sh and .ci/run.
 set -euo pipefail
 
+# No `grep -q` or `ls | grep` here: under pipefail, grep -q exiting at the
+# first match kills ldconfig with SIGPIPE, and ls fails for the icd.d
+# folders that do not exist, so the check failed and the driver was
+# reinstalled on every run.
 have_vulkan() {
-    ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1' || return 1
-    ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json \
-        /usr/local/share/vulkan/icd.d/*.json 2>/dev/null | grep -q . || return 1
+    ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null || return 1
+    local f
+    for f in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json \
+        /usr/local/share/vulkan/icd.d/*.json; do
+        if [ -e "$f" ]; then return 0; fi
+    done
+    return 1
 }
 
 if ! have_vulkan; then
