@@ -118,9 +118,23 @@ fn a_wgpu_error_in_an_async_step_is_an_err_not_a_panic() {
         std::error::Error::source(&e).is_some(),
         "wgpu's error is kept as the source: {e}"
     );
-    // The sampler still works afterwards.
-    let ok = block_on(gpu.sample_host_async(Logits::F32(&[0.0; 1000]), 1)).unwrap();
-    assert_eq!(ok[0].token, 0);
+    // The sampler still works afterwards, with its parameters (the failed
+    // step's uploads stay queued: before they were lost with it, the
+    // device kept zeroed parameters, T = 0, and this row went greedy) and
+    // at step 0 (the failed step did not count).
+    let zeros = [0.0f32; 1000];
+    let ok = block_on(gpu.sample_host_async(Logits::F32(&zeros), 1)).unwrap();
+    let mut states = vec![RowState::default()];
+    let want = CpuSampler::new()
+        .sample(
+            Logits::F32(&zeros),
+            1000,
+            &[SamplingParams::default()],
+            &mut states,
+        )
+        .unwrap();
+    assert_eq!(ok[0].token, want[0].token, "the step after the error");
+    assert_eq!(block_on(gpu.read_state_async(0)).unwrap(), states[0]);
 }
 
 #[test]
